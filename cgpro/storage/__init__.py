@@ -1,0 +1,1 @@
+"""cgpro.storage."""
