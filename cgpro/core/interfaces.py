@@ -1,0 +1,304 @@
+# -*- test-case-name: tests.directory.test_directory -*-
+"""
+The seams of cgpro.
+
+Protocol packages (CLI, SMTP, SIP, ...) and the core meet only through the
+interfaces declared here, so that a protocol never imports another protocol
+and a storage or directory backend can be replaced (a cluster backend, an
+LDAP directory) without touching the protocols.
+
+Objects crossing these interfaces are plain values of the CommuniGate data
+format (L{cgpro.core.dataformat}): C{str}, C{int}, C{bytes}, C{None},
+C{list}, C{dict}, C{datetime}, L{cgpro.core.dataformat.IPAddress}.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IDirectoryStorage(Interface):
+    """
+    Durable storage of the directory: server settings, domains and accounts.
+
+    Every write returns a L{Deferred} that fires only once the change is on
+    stable storage (temp file, fsync, rename, fsync of the folder), so a
+    caller acknowledges a change to its client only after it is durable.
+    Reads are synchronous: they are done at start-up or on a cache miss.
+    """
+
+    def loadServerSettings(name):
+        """
+        Read one server-wide settings dictionary.
+
+        @param name: C{"Main"}, C{"DomainDefaults"}, C{"AccountDefaults"},
+            C{"Listeners"}, ... (a file name in the Settings folder).
+        @return: a C{dict}, empty when nothing was stored.
+        """
+
+    def saveServerSettings(name, settings):
+        """
+        Replace one server-wide settings dictionary.
+
+        @return: a L{Deferred} firing with C{None} once durable.
+        """
+
+    def loadText(name):
+        """
+        Read a server-wide text file (the Router table).
+
+        @return: C{str}, empty when nothing was stored.
+        """
+
+    def saveText(name, text):
+        """
+        Replace a server-wide text file.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def listDomains():
+        """
+        @return: the names of all stored domains (C{list} of C{str}).
+        """
+
+    def loadDomain(domain):
+        """
+        @return: the stored record of C{domain}: a C{dict} with the domain's
+            settings and its name tables (aliases, forwarders, groups).
+        """
+
+    def createDomain(domain, record):
+        """
+        Create a domain folder holding C{record}.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def saveDomain(domain, record):
+        """
+        Replace the record of an existing domain.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def renameDomain(old, new):
+        """
+        Rename a domain folder with everything in it.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def deleteDomain(domain):
+        """
+        Remove a domain folder with everything in it.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def listAccounts(domain):
+        """
+        @return: the names of the accounts stored in C{domain}; cheap enough
+            to call for 100,000 accounts at start-up (no account file is
+            read).
+        """
+
+    def loadAccount(domain, name):
+        """
+        @return: the stored record (C{dict}) of one account, or C{None}.
+        """
+
+    def createAccount(domain, name, record):
+        """
+        Create an account folder holding C{record}.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def saveAccount(domain, name, record):
+        """
+        Replace the record of an existing account.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def renameAccount(domain, old, new):
+        """
+        Rename an account folder with everything in it (mailboxes too).
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def deleteAccount(domain, name):
+        """
+        Remove an account folder with everything in it.
+
+        @return: a L{Deferred} firing once durable.
+        """
+
+    def accountPath(domain, name):
+        """
+        @return: the filesystem path of the account's folder, for stores
+            that keep mailboxes and files inside it.
+        """
+
+
+class IDirectory(Interface):
+    """
+    The directory of domains and accounts, as every protocol sees it.
+
+    Names are compared case-insensitively and returned in their canonical
+    (lower-case) form.  An address is C{name@domain}; a bare name means the
+    Main Domain.  Methods that change the directory return a L{Deferred}
+    that fires once the change is durable, and raise
+    L{cgpro.core.errors.CLIError} subclasses for refusals (unknown object,
+    name taken, bad name) before anything is changed.
+    """
+
+    mainDomain = Attribute("The name of the Main Domain (C{str}).")
+
+    def domainFor(name):
+        """
+        Resolve a domain name or domain alias.
+
+        @return: the canonical local domain name, or C{None} if C{name} is
+            not a local domain.
+        """
+
+    def findObject(address):
+        """
+        Find what a local address names.
+
+        @param address: C{name@domain} (C{domain} may be an alias).
+        @return: C{None}, or a tuple C{(kind, canonical, value)} where
+            C{kind} is C{"account"}, C{"forwarder"} or C{"group"};
+            C{canonical} is C{name@domain}; C{value} is C{None} for an
+            account, the target address for a forwarder, the group's
+            settings for a group.  Account aliases resolve to the account.
+        """
+
+    def findTelnum(number):
+        """
+        @return: the C{name@domain} of the account a telephone number is
+            assigned to, or C{None}.
+        """
+
+    def effectiveDomainSettings(domain):
+        """
+        @return: the domain's settings merged over the server-wide domain
+            defaults and the built-in defaults.
+        """
+
+    def effectiveAccountSettings(address):
+        """
+        @return: the account's settings merged over its service class,
+            the domain's and the server's account defaults and the built-in
+            defaults.
+        """
+
+    def checkPassword(address, password):
+        """
+        Verify a plain-text password (for USER/PASS, AUTH PLAIN/LOGIN).
+
+        @return: a L{Deferred} firing with the canonical C{name@domain} on
+            success and C{None} on failure (hashing runs off the reactor).
+        """
+
+    def getPassword(address):
+        """
+        Recover a password for challenge-response logins (APOP, CRAM-MD5).
+
+        @return: the password (C{str}), or C{None} when the account keeps
+            only one-way hashes.
+        """
+
+    def digestHA1(address, realm, algorithm):
+        """
+        @param algorithm: C{"MD5"} or C{"SHA-256"}.
+        @return: the hex HA1 of RFC 7616 for the account in C{realm}, or
+            C{None} when it cannot be computed.
+        """
+
+    def rightsOf(address):
+        """
+        @return: the C{set} of access right names the account holds
+            (C{"Master"}, C{"Domain"}, C{"CanCreateAccounts"}, ...).
+        """
+
+
+class IRoutingDirectory(Interface):
+    """
+    What the Router needs to know about local objects: a narrow view of
+    L{IDirectory}, so the Router can be tested with a dictionary.
+    """
+
+    mainDomain = Attribute("The name of the Main Domain (C{str}).")
+
+    def domainFor(name):
+        """See L{IDirectory.domainFor}."""
+
+    def findObject(address):
+        """See L{IDirectory.findObject}."""
+
+    def findTelnum(number):
+        """See L{IDirectory.findTelnum}."""
+
+    def effectiveDomainSettings(domain):
+        """See L{IDirectory.effectiveDomainSettings}."""
+
+
+class ICommandContext(Interface):
+    """
+    What an administrative command runs with: who asks, and the server's
+    shared objects.  The CLI on port 106 (and later the web admin and
+    XIMSS) build one per session.
+    """
+
+    user = Attribute("Canonical C{name@domain} of the authenticated account.")
+    rights = Attribute("C{set} of the user's access rights.")
+    directory = Attribute("The L{IDirectory}.")
+    server = Attribute("The root server object (settings, listeners, router).")
+
+
+class IListenerManager(Interface):
+    """
+    The running listeners, built from the port table; lets the CLI change
+    them without a restart.
+    """
+
+    def listListeners():
+        """
+        @return: C{dict} name -> row C{dict} (as configured, before the
+            port offset) with an added C{State} key: C{listening},
+            C{disabled}, C{unavailable} (module not built) or
+            C{failed: <reason>}, and C{Port} (the port actually used).
+        """
+
+    def updateListener(name, changes):
+        """
+        Change (or with a new name, add) one row and restart only that
+        listener.  If the new listener cannot start, the old row is put
+        back and the failure propagates.
+
+        @return: L{Deferred} firing once the change is stored and applied.
+        """
+
+    def deleteListener(name):
+        """
+        Stop a listener and remove its row (a row of C{etc/ports.conf} is
+        masked, not deleted from the file).
+
+        @return: L{Deferred}.
+        """
+
+
+class IServerContext(Interface):
+    """
+    What every protocol module is built with: the server's shared objects.
+    A module's C{build(spec, context)} keeps what it needs from here.
+    """
+
+    directory = Attribute("The L{IDirectory}.")
+    router = Attribute("The L{cgpro.core.router.Router}.")
+    listeners = Attribute("The L{IListenerManager}.")
+    reactor = Attribute("The reactor everything runs on.")
+    base = Attribute("The base folder (C{str}).")
+    version = Attribute("The server version (C{str}).")
