@@ -1,0 +1,36 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The server context handed to every protocol module's factory builder.
+
+One object instead of a growing argument list: a module's
+C{build(spec, context)} takes what it needs (the directory, the Router, the
+reactor) and a test builds a context from fakes.
+"""
+
+import time
+
+from zope.interface import implementer
+
+from cgpro import __version__
+from cgpro.core.interfaces import IServerContext
+
+
+@implementer(IServerContext)
+class ServerContext:
+    """
+    @ivar startTime: when the server started (epoch seconds).
+    @ivar mediaPorts: the RTP Port Allocation range C{(low, high)}.
+    @ivar portOffset: the offset added to every listener port.
+    """
+
+    def __init__(self, directory, router, reactor, base, listeners=None,
+                 mediaPorts=(60000, 60099), portOffset=0):
+        self.directory = directory
+        self.router = router
+        self.reactor = reactor
+        self.base = base
+        self.listeners = listeners
+        self.mediaPorts = mediaPorts
+        self.portOffset = portOffset
+        self.version = __version__
+        self.startTime = time.time()

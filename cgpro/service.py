@@ -1,0 +1,162 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Assembles the whole server: the only module that imports every package.
+
+C{makeRootService} builds the root L{MultiService} named C{cgpro} with the
+children::
+
+    storage     the durable writer thread (started first, stopped last)
+    listeners   one MultiService per module, one child per listener
+
+On the first start (no Main Domain in the base folder) it creates the Main
+Domain with C{postmaster} and C{pbx}; the postmaster password comes from the
+caller or is generated and printed once.  Everything else (the Router table,
+listener overrides, settings) is read from the base folder.
+"""
+
+import os
+import secrets
+import socket
+import sys
+
+from twisted.application import service
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+
+from cgpro.core import names
+from cgpro.core.context import ServerContext
+from cgpro.core.errors import CLIError
+from cgpro.core.files import DurableWriter
+from cgpro.core.passwords import PasswordVault
+from cgpro.core.ports import PortTable, PortTableError, defaultEtcDir, parseMediaPorts
+from cgpro.core.router import Router, RouterTableError
+from cgpro.directory.local import Directory, initialize
+from cgpro.listeners import ListenerManager
+from cgpro.storage.files import FileDirectoryStorage
+
+log = Logger()
+
+
+class StartupError(Exception):
+    """A configuration the server cannot start with; the text says why."""
+
+
+class WriterService(service.Service):
+    """
+    Runs the L{DurableWriter} thread for the life of the server, and on
+    shutdown finishes every queued change before the process exits.
+    """
+
+    name = "storage"
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def startService(self):
+        service.Service.startService(self)
+        self.writer.synchronous = False
+        self.writer.start()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        return self.writer.stop()
+
+
+def defaultDomainName():
+    """
+    The Main Domain of a first start without C{--domain}: this host's fully
+    qualified name when it has one, else C{cgpro.local}.
+    """
+    fqdn = socket.getfqdn().lower()
+    try:
+        fqdn = names.domainName(fqdn)
+    except CLIError:
+        return "cgpro.local"
+    if "." not in fqdn or fqdn.startswith("localhost"):
+        return "cgpro.local"
+    return fqdn
+
+
+def makeRootService(base="var", etc=None, portOffset=0, domain=None,
+                    postmasterPassword=None, mediaPorts=None, reactor=None, out=None):
+    """
+    Build the server.
+
+    @param base: the base folder.
+    @param etc: the folder of C{ports.conf} (default: the shipped one).
+    @param portOffset: added to every listener port.
+    @param domain: the Main Domain name used on the first start.
+    @param postmasterPassword: the postmaster password used on the first
+        start; generated and printed to C{out} when C{None}.
+    @param mediaPorts: C{"LOW-HIGH"}, the RTP Port Allocation range.
+    @raise StartupError: for a configuration that cannot run.
+    @return: the root L{service.MultiService}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    out = out or sys.stdout
+    base = os.path.abspath(base)
+    writer = DurableWriter(base, reactor=reactor, synchronous=True)
+    storage = FileDirectoryStorage(base, writer=writer)
+    vault = PasswordVault(os.path.join(storage.settingsDir, "Server.key"))
+    directory = Directory(storage, vault=vault, clock=reactor)
+    server = directory.effectiveServerSettings()
+    vault.rounds = int(server.get("PasswordHashRounds", vault.rounds))
+
+    if not directory.mainDomain or directory.mainDomain not in directory.domains:
+        generated = postmasterPassword is None
+        if generated:
+            postmasterPassword = secrets.token_urlsafe(12)
+        directory.runHash = maybeDeferred
+        try:
+            result = []
+            initialize(directory, domain or defaultDomainName(), postmasterPassword).addBoth(
+                result.append
+            )
+            if result and hasattr(result[0], "raiseException"):
+                result[0].raiseException()
+        except CLIError as e:
+            raise StartupError("cannot initialize the base folder: %s" % (e,))
+        finally:
+            del directory.runHash
+        if generated:
+            out.write(
+                "cgpro: first start in %s; Main Domain %s; postmaster password: %s\n"
+                % (base, directory.mainDomain, postmasterPassword)
+            )
+            out.flush()
+
+    try:
+        router = Router(directory, storage.loadText("Router.table"))
+    except RouterTableError as e:
+        raise StartupError("Settings/Router.table: %s" % (e,))
+
+    etc = etc or defaultEtcDir()
+    try:
+        table = PortTable.fromFile(
+            os.path.join(etc, "ports.conf"), directory.getServerDict("Listeners")
+        )
+        media = parseMediaPorts(mediaPorts) if mediaPorts else table.mediaPorts
+    except PortTableError as e:
+        raise StartupError(str(e))
+
+    context = ServerContext(directory, router, reactor, base, mediaPorts=media,
+                            portOffset=portOffset)
+    try:
+        listeners = ListenerManager(
+            table,
+            context,
+            offset=portOffset,
+            reactor=reactor,
+            saveOverrides=lambda overrides: directory.setServerDict("Listeners", overrides),
+        )
+    except PortTableError as e:
+        raise StartupError(str(e))
+    context.listeners = listeners
+
+    root = service.MultiService()
+    root.setName("cgpro")
+    root.context = context
+    WriterService(writer).setServiceParent(root)
+    listeners.setServiceParent(root)
+    return root
