@@ -88,7 +88,8 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     @param domain: the Main Domain name used on the first start.
     @param postmasterPassword: the postmaster password used on the first
         start; generated and printed to C{out} when C{None}.
-    @param mediaPorts: C{"LOW-HIGH"}, the RTP Port Allocation range.
+    @param mediaPorts: C{"LOW-HIGH"}, the RTP Port Allocation range; else
+        the server setting C{MediaPorts}, else C{ports.conf}.
     @raise StartupError: for a configuration that cannot run.
     @return: the root L{service.MultiService}.
     """
@@ -136,6 +137,7 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
         table = PortTable.fromFile(
             os.path.join(etc, "ports.conf"), directory.getServerDict("Listeners")
         )
+        mediaPorts = mediaPorts or directory.getServerDict("Main").get("MediaPorts")
         media = parseMediaPorts(mediaPorts) if mediaPorts else table.mediaPorts
     except PortTableError as e:
         raise StartupError(str(e))

@@ -405,9 +405,9 @@ class Directory(AccountsMixin, ObjectsMixin):
         """
         import datetime
 
-        return datetime.datetime.fromtimestamp(int(self.clock.seconds()), datetime.UTC).replace(
-            tzinfo=None
-        )
+        return datetime.datetime.fromtimestamp(
+            int(self.clock.seconds()), datetime.timezone.utc
+        ).replace(tzinfo=None)
 
 
 def initialize(directory, mainDomain, postmasterPassword):
