@@ -145,15 +145,38 @@ class DurableWriter:
 
     # -- public API ------------------------------------------------------
 
-    def write(self, path, data, mode=0o644):
+    def write(self, path, data, mode=0o644, tmpPath=None):
         """
         Replace the file C{path} with C{data} (C{bytes}).
 
+        @param tmpPath: where to write the temporary file (same file
+            system), e.g. a Maildir's C{tmp/}; default C{path + ".tmp"}.
         @return: L{Deferred} firing with C{None} once durable.
         """
         op = _Op("write", path, data=data, mode=mode)
+        op.tmp = tmpPath
         self.pending[path] = op
         return self._submit(op)
+
+    def commit(self, tmpPath, path):
+        """
+        Make a temporary file the caller has written (streamed) durable and
+        rename it to C{path}.
+
+        @return: L{Deferred} firing with C{None} once durable.
+        """
+        op = _Op("commit", path)
+        op.tmp = tmpPath
+        return self._submit(op)
+
+    def append(self, path, data):
+        """
+        Append C{data} to C{path} (created if missing): O(1) journals.
+        Do not mix with L{write} of the same path.
+
+        @return: L{Deferred} firing with C{None} once durable.
+        """
+        return self._submit(_Op("append", path, data=data))
 
     def mkdir(self, path):
         """
@@ -301,19 +324,29 @@ class DurableWriter:
             try:
                 if op.kind == "mkdir":
                     os.makedirs(op.path, exist_ok=True)
-                    parent = os.path.dirname(op.path)
-                    op.tmp = None
-                    ok.append((op, None, parent))
+                    ok.append((op, None, os.path.dirname(op.path)))
+                elif op.kind == "commit":
+                    fd = os.open(op.tmp, os.O_RDONLY)
+                    fds.append(fd)
+                    ok.append((op, fd, None))
                 else:
-                    tmp = op.path + _TMP_SUFFIX
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, op.mode)
+                    if op.kind == "append":
+                        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                        target = op.path
+                    else:
+                        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                        target = op.tmp = op.tmp or op.path + _TMP_SUFFIX
+                    fd = os.open(target, flags, op.mode)
                     fds.append(fd)
                     view = memoryview(op.data)
                     while view:
                         n = os.write(fd, view)
                         view = view[n:]
-                    op.tmp = tmp
-                    ok.append((op, fd, None))
+                    if op.kind == "append":
+                        # nothing to rename; its folder entry may be new
+                        ok.append((op, fd, os.path.dirname(op.path)))
+                    else:
+                        ok.append((op, fd, None))
             except OSError as e:
                 op.error = Failure(e)
         try:
@@ -329,9 +362,11 @@ class DurableWriter:
         done = []
         for op, fd, parent in ok:
             try:
-                if op.tmp is not None:
+                if op.kind in ("write", "commit"):
                     os.replace(op.tmp, op.path)
                     folders.add(os.path.dirname(op.path))
+                    if os.path.dirname(op.tmp) != os.path.dirname(op.path):
+                        folders.add(os.path.dirname(op.tmp))
                 else:
                     folders.add(parent)
                 done.append(op)

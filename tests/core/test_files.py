@@ -86,6 +86,31 @@ class SynchronousWriterTests(SynchronousTestCase):
         self.assertEqual(self.writer.pending, {})
         self.flushLoggedErrors(OSError)
 
+    def test_appendJournal(self):
+        """append adds to a file, creating it, in order."""
+        path = os.path.join(self.base, "journal")
+        for i in range(3):
+            self.successResultOf(self.writer.append(path, b"%d\n" % i))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"0\n1\n2\n")
+
+    def test_commitStreamedTemp(self):
+        """commit makes a caller-written temp file durable under its final name."""
+        tmp = os.path.join(self.base, "7.tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"body")
+        self.successResultOf(self.writer.commit(tmp, os.path.join(self.base, "7.msg")))
+        self.assertEqual(sorted(os.listdir(self.base)), ["7.msg"])
+
+    def test_tmpPathElsewhere(self):
+        """write can stage its temp file in another folder (Maildir tmp/)."""
+        for sub in ("tmp", "new"):
+            os.mkdir(os.path.join(self.base, sub))
+        self.successResultOf(self.writer.write(os.path.join(self.base, "new", "m1"), b"x",
+                                               tmpPath=os.path.join(self.base, "tmp", "m1")))
+        self.assertEqual(os.listdir(os.path.join(self.base, "tmp")), [])
+        self.assertEqual(os.listdir(os.path.join(self.base, "new")), ["m1"])
+
     def test_fsyncFallback(self):
         """Without syncfs every file and folder is fsync'd instead."""
         writer = DurableWriter(self.base, synchronous=True, useSyncfs=False)
