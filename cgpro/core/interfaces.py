@@ -302,3 +302,126 @@ class IServerContext(Interface):
     reactor = Attribute("The reactor everything runs on.")
     base = Attribute("The base folder (C{str}).")
     version = Attribute("The server version (C{str}).")
+
+
+# -- mail ---------------------------------------------------------------------
+
+
+class IMailStore(Interface):
+    """
+    The accounts' mailboxes.  Local delivery appends through this; the IMAP
+    and POP modules read and change mailboxes through the richer API of the
+    store package.  Accounts are canonical C{name@domain}; mailbox names
+    use C{/} as the hierarchy separator, C{INBOX} is always there.
+    """
+
+    def deliver(account, mailbox, data, flags=(), internalDate=None, deliveryId=None):
+        """
+        Append one message durably (O(1) in the mailbox size).
+
+        @param data: the message (C{bytes}, CRLF line ends as received).
+        @param flags: IMAP flags to set (C{"\\\\Seen"}, ...).
+        @param internalDate: a naive UTC C{datetime}; default now.
+        @param deliveryId: a unique id of this delivery (queue id and
+            recipient); a delivery whose id is already in the mailbox is not
+            appended again (exactly-once after a crash).
+        @return: L{Deferred} firing with the message's UID once durable.
+        """
+
+    def hasDelivery(account, mailbox, deliveryId):
+        """
+        @return: whether a message with this delivery id is in the mailbox.
+        """
+
+    def mailboxExists(account, mailbox):
+        """
+        @return: C{bool}.
+        """
+
+    def createMailbox(account, mailbox):
+        """
+        @return: L{Deferred} firing once the mailbox exists durably.
+        """
+
+
+class IDeliveryChannel(Interface):
+    """
+    A target module of the queue (LOCAL, SMTP, PIPE, LIST): takes messages
+    from one logical queue and reports per-recipient outcomes.  Modules
+    register their channel with the queue at start-up, so the queue never
+    imports a protocol.
+    """
+
+    name = Attribute("The Router module name this channel serves (C{str}).")
+
+    def deliver(job):
+        """
+        Deliver one message to the recipients of one logical queue.
+
+        @param job: a L{cgpro.core.envelope.DeliveryJob}.
+        @return: L{Deferred} firing with a C{list} of
+            L{cgpro.core.envelope.RecipientResult}, one per recipient of the
+            job, in any order.
+        """
+
+
+class IMessageQueue(Interface):
+    """
+    The durable message queue.  Receiving modules (SMTP, LMTP, submission,
+    generated messages) put messages in; it routes them, runs the rules and
+    hands them to the delivery channels.
+    """
+
+    def receive():
+        """
+        Start receiving one message into the queue folder.
+
+        @return: an L{IIncomingMessage}.
+        """
+
+    def submit(envelope, data):
+        """
+        Queue a complete message (notifications, replies, forwards).
+
+        @return: L{Deferred} firing with the queue id once durable.
+        """
+
+    def whenDone(messageId):
+        """
+        @return: L{Deferred} firing with a C{list} of
+            L{cgpro.core.envelope.RecipientResult} once every recipient has
+            a final outcome or has failed its first attempt (LMTP's
+            per-recipient replies).
+        """
+
+    def registerChannel(channel):
+        """
+        Add an L{IDeliveryChannel}.
+        """
+
+
+class IIncomingMessage(Interface):
+    """
+    A message being received: the bytes go to C{Queue/<id>.tmp}; L{commit}
+    makes it durable as C{Queue/<id>.msg}; only then may the receiver
+    acknowledge it.
+    """
+
+    id = Attribute("The queue id (C{str}).")
+    size = Attribute("Bytes written so far.")
+
+    def write(data):
+        """
+        Add message bytes (CRLF line ends, dot-unstuffed).
+        """
+
+    def commit(envelope):
+        """
+        @param envelope: the L{cgpro.core.envelope.Envelope}.
+        @return: L{Deferred} firing with the queue id once durable.
+        """
+
+    def abort():
+        """
+        Drop the partial message (client vanished, size exceeded, ...).
+        """
