@@ -94,6 +94,8 @@ class ListenerManager(service.MultiService):
             )
             return None
         built = self._builder(spec.module)(spec, self.context)
+        if spec.tls == "implicit":
+            built = self.context.tls.wrap(built)
         if spec.transport == "udp":
             child = internet.UDPServer(spec.port, built, interface=spec.address, reactor=self.reactor)
         else:

@@ -30,6 +30,7 @@ from cgpro.core.files import DurableWriter
 from cgpro.core.passwords import PasswordVault
 from cgpro.core.ports import PortTable, PortTableError, defaultEtcDir, parseMediaPorts
 from cgpro.core.router import Router, RouterTableError
+from cgpro.core.tls import ServerTLS
 from cgpro.directory.local import Directory, initialize
 from cgpro.listeners import ListenerManager
 from cgpro.storage.files import FileDirectoryStorage
@@ -142,8 +143,9 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     except PortTableError as e:
         raise StartupError(str(e))
 
+    tls = ServerTLS(base, directory.mainDomain)
     context = ServerContext(directory, router, reactor, base, mediaPorts=media,
-                            portOffset=portOffset)
+                            portOffset=portOffset, tls=tls, writer=writer)
     try:
         listeners = ListenerManager(
             table,

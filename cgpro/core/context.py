@@ -21,10 +21,16 @@ class ServerContext:
     @ivar startTime: when the server started (epoch seconds).
     @ivar mediaPorts: the RTP Port Allocation range C{(low, high)}.
     @ivar portOffset: the offset added to every listener port.
+    @ivar tls: the L{cgpro.core.tls.ServerTLS} (certificate, options).
+    @ivar queue: the L{IMessageQueue} (C{None} until the queue is built).
+    @ivar mailStore: the L{IMailStore}.
+    @ivar writer: the server's L{cgpro.core.files.DurableWriter}; every
+        module's durable writes join its group commit.
     """
 
     def __init__(self, directory, router, reactor, base, listeners=None,
-                 mediaPorts=(60000, 60099), portOffset=0):
+                 mediaPorts=(60000, 60099), portOffset=0, tls=None, queue=None,
+                 mailStore=None, writer=None):
         self.directory = directory
         self.router = router
         self.reactor = reactor
@@ -32,5 +38,9 @@ class ServerContext:
         self.listeners = listeners
         self.mediaPorts = mediaPorts
         self.portOffset = portOffset
+        self.tls = tls
+        self.queue = queue
+        self.mailStore = mailStore
+        self.writer = writer
         self.version = __version__
         self.startTime = time.time()

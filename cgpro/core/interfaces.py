@@ -302,6 +302,10 @@ class IServerContext(Interface):
     reactor = Attribute("The reactor everything runs on.")
     base = Attribute("The base folder (C{str}).")
     version = Attribute("The server version (C{str}).")
+    tls = Attribute("The L{cgpro.core.tls.ServerTLS}: C{options} for STARTTLS.")
+    queue = Attribute("The L{IMessageQueue}.")
+    mailStore = Attribute("The L{IMailStore}.")
+    writer = Attribute("The L{cgpro.core.files.DurableWriter} of the base folder.")
 
 
 # -- mail ---------------------------------------------------------------------

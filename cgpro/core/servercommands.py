@@ -10,13 +10,12 @@ force stays.  Listener commands go through the L{IListenerManager}, which
 restarts only the listener that changed.
 """
 
-import ipaddress
-
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
 from cgpro.core.commands import checkRules, command, isServerAdmin, requireServerAdmin
 from cgpro.core.errors import AccessDenied, CLIError
+from cgpro.core.iplists import IP_LISTS, parseAddressList
 from cgpro.core.router import RouterTableError, parseTable
 from cgpro.core.settings import applyUpdate
 
@@ -92,42 +91,6 @@ _serverRules("SignalRules", "GETSERVERSIGNALRULES", "SETSERVERSIGNALRULES")
 
 
 # -- address lists --------------------------------------------------------------------
-
-IP_LISTS = {
-    "LANIPS": "LANIPs",
-    "CLIENTIPS": "ClientIPs",
-    "BLACKLISTEDIPS": "BlacklistedIPs",
-    "WHITEHOLEIPS": "WhiteHoleIPs",
-    "NATEDIPS": "NATedIPs",
-    "DEBUGIPS": "DebugIPs",
-    "DENIEDIPS": "DeniedIPs",
-}
-
-
-def parseAddressList(text):
-    """
-    Check an address list: one entry a line (lines separated by C{\\e}),
-    each an address, a C{network/prefix}, or a C{first-last} range, with an
-    optional C{; comment}.
-
-    @return: a list of C{ip_network} objects (ranges expanded to networks).
-    @raise CLIError: naming the bad line.
-    """
-    networks = []
-    for number, line in enumerate(text.replace("\r", "\n").split("\n"), 1):
-        entry = line.split(";", 1)[0].strip()
-        if not entry:
-            continue
-        try:
-            if "-" in entry:
-                first, last = (ipaddress.ip_address(p.strip()) for p in entry.split("-", 1))
-                networks.extend(ipaddress.summarize_address_range(first, last))
-            else:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-        except (ValueError, TypeError) as e:
-            raise CLIError("address list line %d: %s" % (number, e))
-    return networks
-
 
 def _ipListCommands(suffix, key):
     def get(session, args):
