@@ -1,0 +1,1 @@
+"""Mail protocol modules: SMTP, submission, LMTP (and later POP3, IMAP)."""

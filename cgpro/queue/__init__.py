@@ -1,0 +1,1 @@
+"""The durable message queue: spool, routing, logical queues, local delivery, rules, notifications."""
