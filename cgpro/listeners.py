@@ -25,6 +25,64 @@ from cgpro.core.ports import PROTOCOLS, PortTableError
 log = Logger()
 
 
+class _TCPListener(internet.StreamServerEndpointService):
+    """
+    A TCP listener whose bind outcome can be watched.
+
+    Twisted's service logs and swallows a failed bind, leaving nothing to
+    tell the caller; L{outcome} fires with the port or the failure instead,
+    so a failed row is reported as failed (and a CLI change rolled back).
+    """
+
+    outcome = None
+
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        self.outcome = defer.Deferred()
+        self._waitingForPort = self.endpoint.listen(self.factory)
+
+        def listening(port):
+            self.outcome.callback(port)
+            return port
+
+        def failed(failure):
+            self.outcome.errback(failure)
+            return None
+
+        self._waitingForPort.addCallbacks(listening, failed)
+
+
+class _UDPListener(internet.UDPServer):
+    """
+    A UDP listener whose failed bind is recorded instead of aborting the
+    start of the whole server.
+    """
+
+    bindError = None
+
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        self._bind()
+
+    def startService(self):
+        service.Service.startService(self)
+        if getattr(self, "_port", None) is None and self.bindError is None:
+            self._bind()
+
+    def _bind(self):
+        try:
+            self._port = self._getPort()
+        except Exception as e:
+            self.bindError = e
+            self._port = None
+
+    def stopService(self):
+        if getattr(self, "_port", None) is None:
+            service.Service.stopService(self)
+            return None
+        return internet.UDPServer.stopService(self)
+
+
 @implementer(IListenerManager)
 class ListenerManager(service.MultiService):
     """
@@ -97,10 +155,10 @@ class ListenerManager(service.MultiService):
         if spec.tls == "implicit":
             built = self.context.tls.wrap(built)
         if spec.transport == "udp":
-            child = internet.UDPServer(spec.port, built, interface=spec.address, reactor=self.reactor)
+            child = _UDPListener(spec.port, built, interface=spec.address, reactor=self.reactor)
         else:
             endpoint = serverFromString(self.reactor, spec.endpoint())
-            child = internet.StreamServerEndpointService(endpoint, built)
+            child = _TCPListener(endpoint, built)
         child.setName(spec.name)
         child.setServiceParent(self._moduleService(spec.module))
         self.state[spec.name] = "starting"
@@ -115,8 +173,12 @@ class ListenerManager(service.MultiService):
         if spec.transport == "udp":
             port = getattr(child, "_port", None)
             if port is None:
-                self.state[spec.name] = "failed: not bound"
-                return defer.fail(CLIError("listener %s did not start" % (spec.name,)))
+                reason = str(child.bindError or "not bound")
+                self.state[spec.name] = "failed: " + reason
+                log.error("listener {name} ({module}) cannot listen on {address} port {port}: "
+                          "{reason}", name=spec.name, module=spec.module, address=spec.address,
+                          port=spec.port, reason=reason)
+                return defer.fail(CLIError("listener %s cannot listen: %s" % (spec.name, reason)))
             self.ports[spec.name] = port
             self.state[spec.name] = "listening"
             return defer.succeed(None)
@@ -149,7 +211,7 @@ class ListenerManager(service.MultiService):
             d.errback(CLIError("listener %s cannot listen: %s" % (spec.name, reason)))
             return None
 
-        child._waitingForPort.addCallbacks(listening, failed)
+        child.outcome.addCallbacks(listening, failed)
         return d
 
     def privilegedStartService(self):
@@ -234,11 +296,10 @@ class ListenerManager(service.MultiService):
         if spec is None:
             return defer.succeed(None)
         self.specs[spec.name] = spec
+        # Adding a child to a running parent starts it (MultiService).
         child = self._addListener(spec)
         if child is None or not self.running:
             return defer.succeed(None)
-        child.privilegedStartService()
-        child.startService()
         return self._watch(spec, child)
 
     def _stop(self, name):
