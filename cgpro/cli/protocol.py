@@ -167,11 +167,18 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
             return
         if result is None:
             self.sendLine("200 OK")
-        elif self.inline:
-            self.sendLine("201 " + dataformat.dumps(result))
+            return
+        try:
+            text = dataformat.dumps(result)
+        except (TypeError, ValueError):
+            log.failure("CLI {peer}: result cannot be written", peer=self.peer)
+            self.sendLine("501 internal error")
+            return
+        if self.inline:
+            self.sendLine("201 " + text)
         else:
             self.sendLine("200 data follow")
-            self.sendLine(dataformat.dumps(result))
+            self.sendLine(text)
 
     def _failed(self, failure):
         if failure.check(CLIError):
@@ -199,8 +206,7 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
         if command is None:
             raise CLIError("unknown command", 500)
         self.factory.commandsRun += 1
-        result = command.handler(self.session, Arguments(rest))
-        return defer.maybeDeferred(lambda: result).addCallback(_checked)
+        return command.handler(self.session, Arguments(rest))
 
     # -- session commands -------------------------------------------------
 
@@ -308,12 +314,6 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
 
 
 _SENT = object()
-
-
-def _checked(result):
-    if result is not None and result is not _SENT:
-        dataformat.dumps(result)
-    return result
 
 
 def _oneLine(text):

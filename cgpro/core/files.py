@@ -145,16 +145,19 @@ class DurableWriter:
 
     # -- public API ------------------------------------------------------
 
-    def write(self, path, data, mode=0o644, tmpPath=None):
+    def write(self, path, data, mode=0o644, tmpPath=None, makeFolder=False):
         """
         Replace the file C{path} with C{data} (C{bytes}).
 
         @param tmpPath: where to write the temporary file (same file
             system), e.g. a Maildir's C{tmp/}; default C{path + ".tmp"}.
+        @param makeFolder: create the file's folder first if missing (one
+            operation instead of a L{mkdir} and a write).
         @return: L{Deferred} firing with C{None} once durable.
         """
         op = _Op("write", path, data=data, mode=mode)
         op.tmp = tmpPath
+        op.target = makeFolder
         self.pending[path] = op
         return self._submit(op)
 
@@ -336,6 +339,16 @@ class DurableWriter:
                     else:
                         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
                         target = op.tmp = op.tmp or op.path + _TMP_SUFFIX
+                        if op.target:
+                            folder = os.path.dirname(op.path)
+                            try:
+                                os.mkdir(folder)
+                            except FileExistsError:
+                                pass
+                            except FileNotFoundError:
+                                os.makedirs(folder, exist_ok=True)
+                            # the folder's own entry must be durable too
+                            ok.append((_Op("mkdir", folder), None, os.path.dirname(folder)))
                     fd = os.open(target, flags, op.mode)
                     fds.append(fd)
                     view = memoryview(op.data)

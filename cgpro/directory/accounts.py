@@ -196,14 +196,16 @@ class AccountsMixin:
             domain.accounts.discard(name)
             self._accountCache.pop(key, None)
 
+        if password is None:
+            return self._commit(self.storage.createAccount(domain.name, name, record), rollback)
+
         @inlineCallbacks
         def create():
-            if password is not None:
-                try:
-                    record["Password"] = yield self._makePassword(domain, name, record, password)
-                except Exception:
-                    rollback()
-                    raise
+            try:
+                record["Password"] = yield self._makePassword(domain, name, record, password)
+            except Exception:
+                rollback()
+                raise
             yield self._commit(self.storage.createAccount(domain.name, name, record), rollback)
 
         return create()

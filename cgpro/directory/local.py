@@ -218,9 +218,10 @@ class Directory(AccountsMixin, ObjectsMixin):
         @param rollback: a callable restoring the previous in-memory state.
         @return: a L{Deferred} firing with C{None}.
         """
-        if not isinstance(deferreds, list):
-            deferreds = [deferreds]
-        d = gatherResults(deferreds, consumeErrors=True)
+        if isinstance(deferreds, list):
+            d = gatherResults(deferreds, consumeErrors=True)
+        else:
+            d = deferreds
 
         def failed(failure):
             if failure.check(FirstError):

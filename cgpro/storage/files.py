@@ -65,8 +65,13 @@ class FileDirectoryStorage:
         except dataformat.DataFormatError as e:
             raise StorageError("%s: %s" % (path, e))
 
-    def _save(self, path, obj):
-        return self.writer.write(path, dataformat.dumpsFile(obj).encode("utf-8"))
+    def _save(self, path, obj, makeFolder=False):
+        # Empty parts ({} and ()) are left out: the loaders fill them in, and
+        # a person reading the file sees only what was set.
+        obj = {k: v for k, v in obj.items() if v != {} and v != []}
+        return self.writer.write(
+            path, dataformat.dumpsFile(obj).encode("utf-8"), makeFolder=makeFolder
+        )
 
     def _domainDir(self, domain):
         return os.path.join(self.domainsDir, domain)
@@ -133,9 +138,17 @@ class FileDirectoryStorage:
     def listAccounts(self, domain):
         folder = os.path.join(self._domainDir(domain), "Accounts")
         n = len(ACCOUNT_SUFFIX)
+        exists = os.path.exists
+        join = os.path.join
         try:
             with os.scandir(folder) as it:
-                return [e.name[:-n] for e in it if e.name.endswith(ACCOUNT_SUFFIX)]
+                # a folder without its record is a creation cut short by a
+                # crash (never acknowledged): not an account
+                return [
+                    e.name[:-n]
+                    for e in it
+                    if e.name.endswith(ACCOUNT_SUFFIX) and exists(join(e.path, ACCOUNT_FILE))
+                ]
         except FileNotFoundError:
             return []
 
@@ -147,8 +160,7 @@ class FileDirectoryStorage:
 
     def createAccount(self, domain, name, record):
         folder = self._accountDir(domain, name)
-        self.writer.mkdir(folder)
-        return self._save(os.path.join(folder, ACCOUNT_FILE), record)
+        return self._save(os.path.join(folder, ACCOUNT_FILE), record, makeFolder=True)
 
     def saveAccount(self, domain, name, record):
         return self._save(os.path.join(self._accountDir(domain, name), ACCOUNT_FILE), record)
