@@ -975,18 +975,6 @@ class PersistenceTests(SynchronousTestCase):
         """
         CREATELISTENER/DELETELISTENER open and close a CLI port at once and survive a restart.
         """
-        # SERVER BUG (reported): on a running server CREATELISTENER never
-        # answers, although the new port does start listening.
-        # ListenerManager._start adds the child with setServiceParent, which
-        # (the parent group being running) already starts it and binds the
-        # port; _start then calls child.privilegedStartService() a second
-        # time, that second bind fails with EADDRINUSE, twisted consumes the
-        # failure (log.err: "Unhandled Error ... CannotListenError") and
-        # fires _waitingForPort with None, and _watch's callback dies on
-        # None.getHost(), so the Deferred the command waits on never fires.
-        # The orphan port keeps answering; GETLISTENER/DELETELISTENER call it
-        # "unknown listener"; nothing is saved.  A short client timeout
-        # keeps this test from stalling the suite.
         server = startServer(self)
         client = server.client(timeout=5)
         kept, dropped = self.freeRowPorts(server, 2)
@@ -1019,13 +1007,6 @@ class PersistenceTests(SynchronousTestCase):
         """
         CREATELISTENER on a taken port is a 501 naming the listener; the row is not kept.
         """
-        # SERVER BUG (reported): the command never gets an answer.  When the
-        # bind fails, twisted's StreamServerEndpointService.privilegedStartService
-        # consumes the failure (log.err) so _waitingForPort fires with None;
-        # ListenerManager._watch's "listening" callback then calls
-        # port.getHost() on None, raises AttributeError, and the Deferred the
-        # CLI waits on never fires: the session hangs and the server log
-        # shows "Unhandled Error ... CannotListenError".
         server = startServer(self)
         client = server.client(timeout=5)
         [port] = self.freeRowPorts(server, 1)
@@ -1077,13 +1058,6 @@ class PersistenceTests(SynchronousTestCase):
         """
         A row whose port is taken at start-up is reported failed; the server runs on.
         """
-        # SERVER BUG (reported): same root cause as test_listenerPortTaken.
-        # The bind failure is swallowed by twisted's
-        # StreamServerEndpointService (logged as "Unhandled Error ...
-        # CannotListenError"), _waitingForPort fires with None, and _watch
-        # records the row as "listening" (LISTLISTENERS shows State =
-        # listening for a port the server does not hold) before raising
-        # AttributeError; "listener ... cannot listen" is never logged.
         server = startServer(self)
         [port] = self.freeRowPorts(server, 1)
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
