@@ -169,10 +169,11 @@ class IDirectory(Interface):
 
         @param address: C{name@domain} (C{domain} may be an alias).
         @return: C{None}, or a tuple C{(kind, canonical, value)} where
-            C{kind} is C{"account"}, C{"forwarder"} or C{"group"};
+            C{kind} is C{"account"}, C{"forwarder"}, C{"group"} or C{"list"}
+            (also for C{<list>-bounces}, where its DSNs come back);
             C{canonical} is C{name@domain}; C{value} is C{None} for an
-            account, the target address for a forwarder, the group's
-            settings for a group.  Account aliases resolve to the account.
+            account, the target address for a forwarder, the group's or
+            list's settings for a group or list.  Account aliases resolve to the account.
         """
 
     def findTelnum(number):

@@ -56,6 +56,7 @@ KNOWN_RIGHTS = frozenset(
         "CanCreateAliases",
         "CanCreateForwarders",
         "CanCreateGroups",
+        "CanCreateLists",
         "CanImpersonate",
         "BasicSettings",
         "PSTNSettings",
@@ -219,6 +220,7 @@ class AccountsMixin:
         if kind is not None:
             raise NameTaken("%s with this name already exists" % (kind,))
         record = self.loadRecord(domain, oldName)
+        self._folderMoving(domain.name, oldName)
         oldDomainRecord = self._copyRecord(domain.record)
         domain.accounts.discard(oldName)
         domain.accounts.add(newName)
@@ -261,6 +263,7 @@ class AccountsMixin:
 
     def deleteAccount(self, address, defaultDomain=None):
         domain, name = self.account(address, defaultDomain)
+        self._folderMoving(domain.name, name)
         oldDomainRecord = self._copyRecord(domain.record)
         record = self._accountCache.pop((domain.name, name), None)
         domain.accounts.discard(name)

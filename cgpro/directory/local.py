@@ -33,6 +33,7 @@ from cgpro.core.errors import CLIError, NameTaken, UnknownObject
 from cgpro.core.interfaces import IDirectory, IRoutingDirectory
 from cgpro.core.passwords import PasswordVault
 from cgpro.directory.accounts import AccountsMixin
+from cgpro.directory.lists import ListsMixin, findList, listNameInUse  # mailing lists
 from cgpro.directory.objects import ObjectsMixin
 
 log = Logger()
@@ -47,6 +48,7 @@ DOMAIN_KEYS = {
     "Telnums": dict,
     "Forwarders": dict,
     "Groups": dict,
+    "Lists": dict,  # mailing lists: name -> settings (cgpro.directory.lists)
     "MailRules": list,
     "SignalRules": list,
 }
@@ -85,21 +87,28 @@ class _Domain:
             return "Forwarder"
         if name in self.record["Groups"]:
             return "Group"
+        # mailing lists (cgpro.directory.lists): a list also holds <name>-bounces
+        if listNameInUse(self.record, name):
+            return "List"
         return None
 
     def objectCount(self):
         r = self.record
-        return len(self.accounts) + len(r["Forwarders"]) + len(r["Groups"])
+        return len(self.accounts) + len(r["Forwarders"]) + len(r["Groups"]) + len(r["Lists"])
 
 
+# ListsMixin (mailing lists) comes first: it also grants the CanCreateLists right
 @implementer(IDirectory, IRoutingDirectory)
-class Directory(AccountsMixin, ObjectsMixin):
+class Directory(ListsMixin, AccountsMixin, ObjectsMixin):
     """
     The server's directory.
 
     @ivar storage: the L{IDirectoryStorage}.
     @ivar vault: the L{PasswordVault} making and checking password records.
     @ivar server: C{dict} of server-wide dictionaries by name.
+    @ivar folderObservers: callables C{(domain, name)} told before an
+        account folder (C{name}) or a domain's folder (C{name=None}) is
+        renamed or removed; the mailbox store closes what it holds there.
     """
 
     def __init__(self, storage, vault=None, cacheSize=20000, clock=None):
@@ -114,6 +123,7 @@ class Directory(AccountsMixin, ObjectsMixin):
         self.telnums = {}
         self.server = {}
         self._accountCache = OrderedDict()
+        self.folderObservers = []
         self.load()
 
     # -- loading ------------------------------------------------------------
@@ -199,7 +209,8 @@ class Directory(AccountsMixin, ObjectsMixin):
             return ("forwarder", "%s@%s" % (name, canonical), domain.record["Forwarders"][name])
         if name in domain.record["Groups"]:
             return ("group", "%s@%s" % (name, canonical), domain.record["Groups"][name])
-        return None
+        # mailing lists (cgpro.directory.lists): "list" for a list or its -bounces address
+        return findList(domain.record, name, canonical)
 
     def findTelnum(self, number):
         return self.telnums.get(number)
@@ -312,6 +323,7 @@ class Directory(AccountsMixin, ObjectsMixin):
             raise CLIError("the Main Domain cannot be deleted")
         if domain.objectCount() and not force:
             raise CLIError("Domain is not empty")
+        self._folderMoving(domain.name)
         del self.domains[domain.name]
         self._unindexDomain(domain)
         self._forgetAccounts(domain.name)
@@ -329,6 +341,7 @@ class Directory(AccountsMixin, ObjectsMixin):
             raise NameTaken("Domain with this name already exists")
         oldName = domain.name
         isMain = oldName == self.mainDomain
+        self._folderMoving(oldName)
         self._unindexDomain(domain)
         del self.domains[oldName]
         domain.name = new
@@ -395,6 +408,18 @@ class Directory(AccountsMixin, ObjectsMixin):
         return result
 
     # -- account cache ------------------------------------------------------
+
+    def _folderMoving(self, domainName, name=None):
+        """
+        Tell the observers (the mailbox store) that an account folder, or a
+        whole domain's with C{name=None}, is about to be renamed or
+        removed, so they drop open state that points into it.
+        """
+        for observer in self.folderObservers:
+            try:
+                observer(domainName, name)
+            except Exception:
+                log.failure("folder observer failed")
 
     def _forgetAccounts(self, domainName):
         for key in [k for k in self._accountCache if k[0] == domainName]:
