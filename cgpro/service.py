@@ -6,6 +6,7 @@ C{makeRootService} builds the root L{MultiService} named C{cgpro} with the
 children::
 
     storage     the durable writer thread (started first, stopped last)
+    queue       the mail queue with its delivery channels (LOCAL, SMTP)
     listeners   one MultiService per module, one child per listener
 
 On the first start (no Main Domain in the base folder) it creates the Main
@@ -33,6 +34,11 @@ from cgpro.core.router import Router, RouterTableError
 from cgpro.core.tls import ServerTLS
 from cgpro.directory.local import Directory, initialize
 from cgpro.listeners import ListenerManager
+from cgpro.mail.smtp.relay import SMTPRelayChannel
+from cgpro.queue.local import LocalChannel
+from cgpro.queue.mailinglists import ListChannel
+from cgpro.queue.queue import MessageQueue
+from cgpro.store.maildir import MailStore
 from cgpro.storage.files import FileDirectoryStorage
 
 log = Logger()
@@ -146,6 +152,7 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     tls = ServerTLS(base, directory.mainDomain)
     context = ServerContext(directory, router, reactor, base, mediaPorts=media,
                             portOffset=portOffset, tls=tls, writer=writer)
+    queue = buildMail(context, storage)
     try:
         listeners = ListenerManager(
             table,
@@ -158,9 +165,38 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
         raise StartupError(str(e))
     context.listeners = listeners
 
+    # Children start in this order and stop in the reverse one: the writer
+    # outlives the queue, the queue outlives the listeners feeding it.
     root = service.MultiService()
     root.setName("cgpro")
     root.context = context
     WriterService(writer).setServiceParent(root)
+    queue.setServiceParent(root)
     listeners.setServiceParent(root)
     return root
+
+
+def buildMail(context, storage):
+    """
+    The mail pipeline: the mailbox store, the queue, and its delivery
+    channels (LOCAL into the store, SMTP out through the relay).
+
+    @return: the queue (a service to start before the listeners).
+    """
+    store = MailStore(storage, context.writer, clock=context.reactor)
+    queue = MessageQueue(context.base, context.writer, context.router, context.directory,
+                         clock=context.reactor)
+    context.mailStore = store
+    context.queue = queue
+
+    def folderMoving(domain, name):
+        accounts = store.openAccounts() if name is None else ["%s@%s" % (name, domain)]
+        for account in accounts:
+            if account.endswith("@" + domain):
+                store.forgetAccount(account)
+
+    context.directory.folderObservers.append(folderMoving)
+    queue.registerChannel(LocalChannel(store, context.directory, queue, clock=context.reactor))
+    queue.registerChannel(SMTPRelayChannel(context))
+    queue.registerChannel(ListChannel(context.directory, queue, clock=context.reactor))
+    return queue

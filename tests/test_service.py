@@ -34,9 +34,11 @@ class ServiceTreeTests(SynchronousTestCase):
     def test_children(self):
         """The root holds storage and listeners; one MultiService per built module."""
         root = self.make(postmasterPassword="pw")
-        self.assertEqual([s.name for s in root], ["storage", "listeners"])
+        self.assertEqual([s.name for s in root], ["storage", "queue", "listeners"])
         listeners = root.getServiceNamed("listeners")
-        self.assertEqual([s.name for s in listeners], ["cli"])
+        self.assertEqual(sorted(s.name for s in listeners), ["cli", "lmtp", "smtp", "submission"])
+        self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("smtp")),
+                         ["smtp", "smtps"])
         self.assertEqual([s.name for s in listeners.getServiceNamed("cli")], ["cli"])
 
     def test_everyRowAccountedFor(self):
@@ -48,12 +50,16 @@ class ServiceTreeTests(SynchronousTestCase):
         listeners = root.getServiceNamed("listeners")
         rows = listeners.listListeners()
         self.assertEqual(rows["cli"]["State"], "listening")
-        self.assertEqual(rows["smtp"]["State"], "unavailable")
+        self.assertEqual(rows["smtp"]["State"], "listening")
+        self.assertEqual(rows["imap"]["State"], "unavailable")
         self.assertEqual(rows["tftp"]["State"], "disabled")
         self.assertEqual(set(r["State"] for r in rows.values()),
                          {"listening", "unavailable", "disabled"})
-        [(port, factory, backlog, interface)] = self.reactor.tcpServers
-        self.assertEqual((port, interface), (10106, "127.0.0.1"))
+        servers = {port: (factory, interface) for port, factory, _, interface in
+                   self.reactor.tcpServers}
+        self.assertEqual(sorted(servers), [10024, 10025, 10106, 10465, 10587])
+        factory, interface = servers[10106]
+        self.assertEqual(interface, "127.0.0.1")
         self.assertIsInstance(factory, CLIFactory)
 
     def test_generatedPassword(self):

@@ -16,7 +16,9 @@ from cgpro.core.throttle import LoginThrottle
 import cgpro.core.servercommands  # noqa: F401
 import cgpro.directory.accountcommands  # noqa: F401
 import cgpro.directory.commands  # noqa: F401
+import cgpro.directory.listcommands  # noqa: F401  (mailing lists)
 import cgpro.directory.objectcommands  # noqa: F401
+import cgpro.queue.commands  # noqa: F401
 
 
 def build(spec, context):

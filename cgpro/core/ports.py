@@ -23,6 +23,9 @@ from cgpro.core import dataformat
 #: module name -> dotted name of C{build(spec, context)}.
 PROTOCOLS = {
     "cli": "cgpro.cli.factory.build",
+    "smtp": "cgpro.mail.smtp.factory.buildSMTP",
+    "submission": "cgpro.mail.smtp.factory.buildSubmission",
+    "lmtp": "cgpro.mail.smtp.factory.buildLMTP",
 }
 
 TRANSPORTS = ("tcp", "udp")

@@ -51,6 +51,7 @@ BUILTIN_ACCOUNT = {
     "RulesAllowed": "Any",
     "SignalRulesAllowed": "Any",
     "UseAppPassword": "YES",
+    "VacationReplyPeriod": "7d",
     "PSTNFromName": "$",
 }
 

@@ -768,6 +768,13 @@ class MailStore:
 
     # -- accounts ----------------------------------------------------------------
 
+    def openAccounts(self):
+        """
+        @return: the accounts this store holds state for (open mailboxes,
+            cached roots or usage).
+        """
+        return sorted({acct for (acct, _) in self._states} | set(self._roots) | set(self._usage))
+
     def forgetAccount(self, account):
         """
         Let go of an account before its folder is renamed or removed: wait

@@ -57,6 +57,10 @@ CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 #: The CLI row of C{etc/ports.conf}; the listener is on C{CLI_PORT + offset}.
 CLI_PORT = 106
 
+#: Every port the implemented modules listen on (before the offset): an
+#: offset is used only if all of them are free.
+LISTENING_PORTS = (24, 25, 106, 465, 587)
+
 #: Offsets are drawn from this range (so every shipped row stays below 65536
 #: except a handful of high ones, which are not implemented yet).
 OFFSET_RANGE = (20000, 40000)
@@ -95,7 +99,7 @@ def freeOffset(rng=random, attempts=200):
     low, high = OFFSET_RANGE
     for _ in range(attempts):
         offset = rng.randint(low, high)
-        if portIsFree(CLI_PORT + offset):
+        if all(portIsFree(port + offset) for port in LISTENING_PORTS):
             return offset
     raise ServerError("no free port offset found in %d..%d" % (low, high))
 

@@ -41,6 +41,11 @@ def recipientReply(result, address):
     @param result: a L{cgpro.core.envelope.RecipientResult}.
     @return: C{(code, enhanced, text)}.
     """
+    if result.status == DEFERRED:
+        # The message is durably queued and the queue keeps retrying it: a
+        # 4xx here would make the LMTP client send it again (a duplicate).
+        return 250, "2.0.0", "<%s> queued, delivery will be retried (%s)" % (
+            address, " ".join(str(result.text or "deferred").split()))
     klass, code, enhanced, text = _DEFAULTS.get(result.status, _DEFAULTS[DEFERRED])
     if result.code and int(result.code) // 100 == klass:
         code = int(result.code)

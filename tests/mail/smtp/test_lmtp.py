@@ -18,7 +18,7 @@ class RecipientReplyTests(SynchronousTestCase):
     """
 
     def test_statuses(self):
-        """Delivered, failed and deferred map to 2xx, 5xx and 4xx with their text."""
+        """Delivered and failed map to 2xx and 5xx; deferred is 250 queued (the queue retries)."""
         self.assertEqual(recipientReply(RecipientResult(0, DELIVERED, 250, ""), "a@b"),
                          (250, "2.0.0", "<a@b> delivered"))
         self.assertEqual(
@@ -26,7 +26,7 @@ class RecipientReplyTests(SynchronousTestCase):
             (552, "5.2.2", "<a@b> mailbox full"))
         self.assertEqual(
             recipientReply(RecipientResult(0, DEFERRED, 0, "try later"), "a@b"),
-            (451, "4.0.0", "<a@b> try later"))
+            (250, "2.0.0", "<a@b> queued, delivery will be retried (try later)"))
 
     def test_inconsistentCode(self):
         """A code of the wrong class is replaced by the status's default."""
@@ -81,7 +81,7 @@ class LMTPTests(SynchronousTestCase):
         self.assertEqual(self.session.read(), [
             "250 2.0.0 <user@main.dom> stored",
             "552 5.2.2 <other@main.dom> over quota",
-            "451 4.2.1 <postmaster@main.dom> mailbox busy",
+            "250 2.0.0 <postmaster@main.dom> queued, delivery will be retried (4.2.1 mailbox busy)",
         ])
 
     def test_duplicateRecipient(self):
