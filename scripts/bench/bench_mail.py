@@ -122,16 +122,18 @@ def benchPeer(args):
     Start Postfix+Dovecot with the shared configuration, load, measure.
     """
     ctl = os.path.join(MAILBENCH, "peer_ctl.sh")
-    subprocess.run([ctl, "start"], check=True, capture_output=True, timeout=60)
+    # the daemons inherit stdout: never capture it, or we wait for them forever
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    subprocess.run([ctl, "start"], check=True, **quiet)
     try:
-        subprocess.run([ctl, "reset"], capture_output=True, timeout=60)
+        subprocess.run([ctl, "reset"], **quiet)
         time.sleep(1)
         countCmd = "%s /tmp/mailbench/maildir" % (os.path.join(MAILBENCH, "count_maildir.sh"),)
         figures = runLoad("127.0.0.1:2525", countCmd, args)
         figures["server_rss_mb"] = rssMB(peerPids())
         return figures
     finally:
-        subprocess.run([ctl, "stop"], capture_output=True, timeout=60)
+        subprocess.run([ctl, "stop"], **quiet)
 
 
 def main():
@@ -148,6 +150,7 @@ def main():
     args = ap.parse_args()
 
     results = {"cgpro": benchCgpro(args)}
+    sys.stderr.write("cgpro: %s\n" % (json.dumps(results["cgpro"]),))
     if not args.no_peer:
         results["peer"] = benchPeer(args)
     results["machine"] = "%s, %d CPUs, Python %s" % (platform.platform(), os.cpu_count(),
