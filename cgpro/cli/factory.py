@@ -19,6 +19,7 @@ import cgpro.directory.commands  # noqa: F401
 import cgpro.directory.listcommands  # noqa: F401  (mailing lists)
 import cgpro.directory.objectcommands  # noqa: F401
 import cgpro.queue.commands  # noqa: F401
+import cgpro.store.commands  # noqa: F401
 
 
 def build(spec, context):
