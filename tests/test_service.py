@@ -36,7 +36,8 @@ class ServiceTreeTests(SynchronousTestCase):
         root = self.make(postmasterPassword="pw")
         self.assertEqual([s.name for s in root], ["storage", "queue", "listeners"])
         listeners = root.getServiceNamed("listeners")
-        self.assertEqual(sorted(s.name for s in listeners), ["cli", "lmtp", "smtp", "submission"])
+        self.assertEqual(sorted(s.name for s in listeners),
+                         ["cli", "lmtp", "pop", "smtp", "submission"])
         self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("smtp")),
                          ["smtp", "smtps"])
         self.assertEqual([s.name for s in listeners.getServiceNamed("cli")], ["cli"])
@@ -57,7 +58,7 @@ class ServiceTreeTests(SynchronousTestCase):
                          {"listening", "unavailable", "disabled"})
         servers = {port: (factory, interface) for port, factory, _, interface in
                    self.reactor.tcpServers}
-        self.assertEqual(sorted(servers), [10024, 10025, 10106, 10465, 10587])
+        self.assertEqual(sorted(servers), [10024, 10025, 10106, 10110, 10465, 10587, 10995])
         factory, interface = servers[10106]
         self.assertEqual(interface, "127.0.0.1")
         self.assertIsInstance(factory, CLIFactory)

@@ -26,6 +26,7 @@ PROTOCOLS = {
     "smtp": "cgpro.mail.smtp.factory.buildSMTP",
     "submission": "cgpro.mail.smtp.factory.buildSubmission",
     "lmtp": "cgpro.mail.smtp.factory.buildLMTP",
+    "pop": "cgpro.mail.pop3.factory.build",
 }
 
 TRANSPORTS = ("tcp", "udp")

@@ -59,7 +59,7 @@ CLI_PORT = 106
 
 #: Every port the implemented modules listen on (before the offset): an
 #: offset is used only if all of them are free.
-LISTENING_PORTS = (24, 25, 106, 465, 587)
+LISTENING_PORTS = (24, 25, 106, 110, 143, 465, 587, 993, 995)
 
 #: Offsets are drawn from this range (so every shipped row stays below 65536
 #: except a handful of high ones, which are not implemented yet).

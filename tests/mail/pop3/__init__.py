@@ -1,0 +1,1 @@
+"""Tests of the POP3 server (cgpro.mail.pop3)."""
