@@ -57,6 +57,13 @@ def _loadSyncfs():
 _syncfs = _loadSyncfs()
 
 
+def _writeAll(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
 def fsyncFolder(path):
     """
     Make the entries of a folder (creations, renames, removals) durable.
@@ -321,8 +328,16 @@ class DurableWriter:
                 if op.path in last:
                     last[op.path].supersededBy = op
                 last[op.path] = op
+        # Appends (journals) go last in the round, after the renames: a
+        # journal line must never become durable before the file it names
+        # (a Maildir message moving tmp/ -> new/), or a crash between the two
+        # leaves a journal that points at nothing.
+        appends = []
         for op in batch:
             if op.supersededBy is not None:
+                continue
+            if op.kind == "append":
+                appends.append(op)
                 continue
             try:
                 if op.kind == "mkdir":
@@ -333,33 +348,22 @@ class DurableWriter:
                     fds.append(fd)
                     ok.append((op, fd, None))
                 else:
-                    if op.kind == "append":
-                        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                        target = op.path
-                    else:
-                        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                        target = op.tmp = op.tmp or op.path + _TMP_SUFFIX
-                        if op.target:
-                            folder = os.path.dirname(op.path)
-                            try:
-                                os.mkdir(folder)
-                            except FileExistsError:
-                                pass
-                            except FileNotFoundError:
-                                os.makedirs(folder, exist_ok=True)
-                            # the folder's own entry must be durable too
-                            ok.append((_Op("mkdir", folder), None, os.path.dirname(folder)))
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                    target = op.tmp = op.tmp or op.path + _TMP_SUFFIX
+                    if op.target:
+                        folder = os.path.dirname(op.path)
+                        try:
+                            os.mkdir(folder)
+                        except FileExistsError:
+                            pass
+                        except FileNotFoundError:
+                            os.makedirs(folder, exist_ok=True)
+                        # the folder's own entry must be durable too
+                        ok.append((_Op("mkdir", folder), None, os.path.dirname(folder)))
                     fd = os.open(target, flags, op.mode)
                     fds.append(fd)
-                    view = memoryview(op.data)
-                    while view:
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    if op.kind == "append":
-                        # nothing to rename; its folder entry may be new
-                        ok.append((op, fd, os.path.dirname(op.path)))
-                    else:
-                        ok.append((op, fd, None))
+                    _writeAll(fd, op.data)
+                    ok.append((op, fd, None))
             except OSError as e:
                 op.error = Failure(e)
         try:
@@ -385,11 +389,31 @@ class DurableWriter:
                 done.append(op)
             except OSError as e:
                 op.error = Failure(e)
+        appendFds = []
+        failed = next((op.error for op in batch if op.kind != "append" and op.error), None)
+        for op in appends:
+            if failed is not None:
+                # a journal line may describe a change of this round that
+                # did not happen: write none of them
+                op.error = failed
+                continue
+            try:
+                fd = os.open(op.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, op.mode)
+                appendFds.append(fd)
+                _writeAll(fd, op.data)
+                # its folder entry may be new
+                folders.add(os.path.dirname(op.path))
+                done.append(op)
+            except OSError as e:
+                op.error = Failure(e)
         try:
-            self._flush(folders=folders)
+            self._flush(fds=appendFds, folders=folders)
         except OSError as e:
             for op in done:
                 op.error = Failure(e)
+        finally:
+            for fd in appendFds:
+                os.close(fd)
 
     def _runStructural(self, op):
         try:

@@ -111,6 +111,31 @@ class SynchronousWriterTests(SynchronousTestCase):
         self.assertEqual(os.listdir(os.path.join(self.base, "tmp")), [])
         self.assertEqual(os.listdir(os.path.join(self.base, "new")), ["m1"])
 
+    def test_appendAfterRename(self):
+        """A journal line is written only after the file it names is in place."""
+        for sub in ("tmp", "new"):
+            os.mkdir(os.path.join(self.base, sub))
+        calls = []
+        realOpen, realReplace = os.open, os.replace
+        self.patch(files.os, "open", lambda p, *a: (calls.append(("open", p)), realOpen(p, *a))[1])
+        self.patch(files.os, "replace", lambda a, b: (calls.append(("replace", b)), realReplace(a, b))[1])
+        message = os.path.join(self.base, "new", "m1")
+        journal = os.path.join(self.base, "journal")
+        self.writer.synchronous = False
+        batch = [files._Op("write", message, data=b"x"), files._Op("append", journal, data=b"+ m1\n")]
+        batch[0].tmp = os.path.join(self.base, "tmp", "m1")
+        self.writer._runRound(batch)
+        self.assertLess(calls.index(("replace", message)), calls.index(("open", journal)))
+
+    def test_failedWriteWritesNoJournal(self):
+        """If a file of the round fails, the round's journal lines are not written."""
+        journal = os.path.join(self.base, "journal")
+        batch = [files._Op("write", os.path.join(self.base, "missing", "m"), data=b"x"),
+                 files._Op("append", journal, data=b"+ m\n")]
+        self.writer._runRound(batch)
+        self.assertIsNotNone(batch[1].error)
+        self.assertFalse(os.path.exists(journal))
+
     def test_fsyncFallback(self):
         """Without syncfs every file and folder is fsync'd instead."""
         writer = DurableWriter(self.base, synchronous=True, useSyncfs=False)
