@@ -939,20 +939,8 @@ class CrashTests(MailTestMixin, SynchronousTestCase):
         server.restart()
         return load
 
-    # SERVER BUG, found by this test (it fails until the store is fixed; do
-    # not weaken it): a SIGKILL during a LOCAL delivery can lose a message
-    # that got its 250.  MailStore.deliver (cgpro/store/mailbox.py
-    # _appendFiles) gives the writer the message file (written to tmp/,
-    # renamed to new/) and its UID-journal line in the same round, and
-    # DurableWriter._runRound (cgpro/core/files.py) appends the journal
-    # line before it renames tmp/ -> new/.  Killed in between, the journal
-    # names delivery id "<queue id>.<n>" while the file is still in tmp/.
-    # After the restart the queue redelivers the message with the same id,
-    # deliver() finds it in the journal tail (_ensureCounters ->
-    # _deliveries), returns the recorded UID and writes nothing; the queue
-    # drops the message; the next full load of the mailbox (IMAP/POP,
-    # journal.loadFolder) drops the UID as missing and deletes the tmp/
-    # file.  The failure reads "acknowledged ... left in tmp: [...]".
+    # This test found a real loss (fixed in cgpro/core/files.py): a journal
+    # line appended before its message was renamed tmp/ -> new/.
     def test_killUnderLoad(self):
         """
         Two SIGKILLs at different moments (under load, then during recovery): exactly once.
