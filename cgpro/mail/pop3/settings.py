@@ -10,11 +10,10 @@ mistyped value is logged and replaced by its default rather than breaking
 the listener.
 """
 
-from twisted.logger import Logger
 
 from cgpro.core import dataformat
+from cgpro.core.modulesettings import ModuleSettings, count, yes
 
-log = Logger()
 
 #: Built-in defaults of module C{POP} (listeners pop3 and pop3s).
 DEFAULTS = {
@@ -32,28 +31,14 @@ DEFAULTS = {
 }
 
 
-def _yes(value):
-    text = str(value).strip().upper()
-    if text in ("YES", "TRUE", "1", "ON"):
-        return True
-    if text in ("NO", "FALSE", "0", "OFF", ""):
-        return False
-    raise ValueError("expected YES or NO, not %r" % (value,))
-
-
-def _count(value):
-    number = int(str(value).strip())
-    if number < 0:
-        raise ValueError("negative count %r" % (value,))
-    return number
-
-
 def _duration(value):
     seconds = dataformat.parseDuration(value)
     if seconds is None:
         raise ValueError("not a duration: %r" % (value,))
     return seconds
 
+
+_yes, _count = yes, count
 
 _PARSERS = {
     "AllowCleartextAuth": ("allowCleartextAuth", _yes),
@@ -64,7 +49,7 @@ _PARSERS = {
 }
 
 
-class POPSettings:
+class POPSettings(ModuleSettings):
     """
     The effective settings of one session, parsed.
 
@@ -76,32 +61,15 @@ class POPSettings:
     @ivar markSeen: C{bool}.
     """
 
-    def __init__(self, stored=None):
-        merged = dict(DEFAULTS)
-        if isinstance(stored, dict):
-            merged.update(stored)
-        self.raw = merged
-        for key, (attribute, parse) in _PARSERS.items():
-            try:
-                value = parse(merged.get(key, DEFAULTS[key]))
-            except (TypeError, ValueError) as e:
-                log.warn("module POP setting {key} = {value!r} is invalid ({error});"
-                         " using the default {default!r}", key=key, value=merged.get(key),
-                         error=e, default=DEFAULTS[key])
-                value = parse(DEFAULTS[key])
-            setattr(self, attribute, value)
+    DEFAULTS = DEFAULTS
+    PARSERS = _PARSERS
+    MODULE = "POP"
 
 
 def loadSettings(directory):
     """
     Read the current settings of module C{POP}.
 
-    @param directory: the L{cgpro.core.interfaces.IDirectory} (with
-        C{getServerDict}).
     @return: a L{POPSettings}.
     """
-    stored = {}
-    getServerDict = getattr(directory, "getServerDict", None)
-    if getServerDict is not None:
-        stored = (getServerDict("Modules") or {}).get("POP") or {}
-    return POPSettings(stored)
+    return POPSettings.load(directory)

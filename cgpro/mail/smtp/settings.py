@@ -12,11 +12,10 @@ parsed here once per connection; a value an administrator mistyped is
 logged and replaced by its default rather than breaking the listener.
 """
 
-from twisted.logger import Logger
 
 from cgpro.core import dataformat
+from cgpro.core.modulesettings import ModuleSettings, choice, count, duration, yes
 
-log = Logger()
 
 #: Built-in defaults of module C{SMTP} (listeners smtp, smtps, submission).
 DEFAULTS = {
@@ -60,31 +59,7 @@ DEFAULTS = {
 LMTP_DEFAULTS = dict(DEFAULTS)
 
 
-def _yes(value):
-    text = str(value).strip().upper()
-    if text in ("YES", "TRUE", "1", "ON"):
-        return True
-    if text in ("NO", "FALSE", "0", "OFF", ""):
-        return False
-    raise ValueError("expected YES or NO, not %r" % (value,))
-
-
-def _count(value):
-    number = int(str(value).strip())
-    if number < 0:
-        raise ValueError("negative count %r" % (value,))
-    return number
-
-
-def _choice(*choices):
-    def parse(value):
-        text = str(value).strip().upper()
-        for choice in choices:
-            if choice.upper() == text:
-                return choice
-        raise ValueError("expected one of %s, not %r" % ("/".join(choices), value))
-
-    return parse
+_yes, _count, _choice, _duration = yes, count, choice, duration
 
 
 def _zones(value):
@@ -118,7 +93,7 @@ _PARSERS = {
 }
 
 
-class SMTPSettings:
+class SMTPSettings(ModuleSettings):
     """
     The effective settings of one session, parsed.
 
@@ -139,23 +114,9 @@ class SMTPSettings:
     @ivar dnsTimeout: seconds.
     """
 
-    def __init__(self, stored=None, defaults=DEFAULTS, module="SMTP"):
-        merged = dict(defaults)
-        if isinstance(stored, dict):
-            merged.update(stored)
-        self.raw = merged
-        for key, (attribute, parse) in _PARSERS.items():
-            try:
-                value = parse(merged.get(key, defaults[key]))
-            except (TypeError, ValueError) as e:
-                log.warn(
-                    "module {module} setting {key} = {value!r} is invalid ({error});"
-                    " using the default {default!r}",
-                    module=module, key=key, value=merged.get(key), error=e,
-                    default=defaults[key],
-                )
-                value = parse(defaults[key])
-            setattr(self, attribute, value)
+    DEFAULTS = DEFAULTS
+    PARSERS = _PARSERS
+    MODULE = "SMTP"
 
 
 def loadSettings(directory, module="SMTP"):
@@ -168,9 +129,4 @@ def loadSettings(directory, module="SMTP"):
     @return: an L{SMTPSettings}.
     """
     defaults = LMTP_DEFAULTS if module == "LMTP" else DEFAULTS
-    stored = {}
-    getServerDict = getattr(directory, "getServerDict", None)
-    if getServerDict is not None:
-        modules = getServerDict("Modules") or {}
-        stored = modules.get(module) or {}
-    return SMTPSettings(stored, defaults, module)
+    return SMTPSettings.load(directory, module, defaults)
