@@ -384,10 +384,6 @@ class RealRulesTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        try:
-            import cgpro.queue.rules  # noqa: F401
-        except ImportError:
-            raise self.skipTest("no rules engine")
         self.queue, self.directory, self.clock = makeQueue(self)
         self.store = FakeStore()
         self.channel = LocalChannel(self.store, self.directory, self.queue, self.clock)

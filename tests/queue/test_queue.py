@@ -555,10 +555,6 @@ class RealServerRulesTests(QueueTestsMixin, SynchronousTestCase):
     serverRules = None
 
     def setUp(self):
-        try:
-            import cgpro.queue.rules  # noqa: F401
-        except ImportError:
-            raise self.skipTest("no rules engine")
         self.queue, self.directory, self.clock = makeQueue(self)
         from cgpro.queue.queue import applyServerRules
         self.queue.serverRules = applyServerRules
