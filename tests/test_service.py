@@ -37,7 +37,7 @@ class ServiceTreeTests(SynchronousTestCase):
         self.assertEqual([s.name for s in root], ["storage", "queue", "listeners"])
         listeners = root.getServiceNamed("listeners")
         self.assertEqual(sorted(s.name for s in listeners),
-                         ["cli", "lmtp", "pop", "smtp", "submission"])
+                         ["cli", "imap", "lmtp", "pop", "smtp", "submission"])
         self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("smtp")),
                          ["smtp", "smtps"])
         self.assertEqual([s.name for s in listeners.getServiceNamed("cli")], ["cli"])
@@ -52,13 +52,15 @@ class ServiceTreeTests(SynchronousTestCase):
         rows = listeners.listListeners()
         self.assertEqual(rows["cli"]["State"], "listening")
         self.assertEqual(rows["smtp"]["State"], "listening")
-        self.assertEqual(rows["imap"]["State"], "unavailable")
+        self.assertEqual(rows["imap"]["State"], "listening")
+        self.assertEqual(rows["xmpp"]["State"], "unavailable")
         self.assertEqual(rows["tftp"]["State"], "disabled")
         self.assertEqual(set(r["State"] for r in rows.values()),
                          {"listening", "unavailable", "disabled"})
         servers = {port: (factory, interface) for port, factory, _, interface in
                    self.reactor.tcpServers}
-        self.assertEqual(sorted(servers), [10024, 10025, 10106, 10110, 10465, 10587, 10995])
+        self.assertEqual(sorted(servers),
+                         [10024, 10025, 10106, 10110, 10143, 10465, 10587, 10993, 10995])
         factory, interface = servers[10106]
         self.assertEqual(interface, "127.0.0.1")
         self.assertIsInstance(factory, CLIFactory)

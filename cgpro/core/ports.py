@@ -27,6 +27,7 @@ PROTOCOLS = {
     "submission": "cgpro.mail.smtp.factory.buildSubmission",
     "lmtp": "cgpro.mail.smtp.factory.buildLMTP",
     "pop": "cgpro.mail.pop3.factory.build",
+    "imap": "cgpro.mail.imap.factory.build",
 }
 
 TRANSPORTS = ("tcp", "udp")

@@ -1,0 +1,1 @@
+"""Tests of the IMAP server (L{cgpro.mail.imap})."""
