@@ -274,7 +274,10 @@ def tokenize(data, maxDepth=MAX_DEPTH):
                     break
                 i += 1
             if depth:
-                raise ParseError("unbalanced brackets")
+                # RFC 3501: "[" is an ATOM-CHAR; no section after all.
+                i = start
+                while i < n and data[i] not in _ATOM_STOP:
+                    i += 1
             try:
                 out.append(Atom(data[start:i].decode("utf-8")))
             except UnicodeDecodeError:
@@ -545,11 +548,21 @@ def encodeMailboxName(name):
     return "".join(out)
 
 
-def mailboxArg(token):
+def mailboxArg(token, lenient=False):
     """
     @return: the mailbox name of an argument, decoded.
+    @raise IMAPError: NO for a name that is not valid modified UTF-7 (a
+        well-formed astring is not a syntax error); with C{lenient} (LIST
+        patterns) the name is returned as sent and simply matches nothing.
     """
-    return decodeMailboxName(astring(token, "mailbox name"))
+    text = astring(token, "mailbox name")
+    try:
+        return decodeMailboxName(text)
+    except ParseError:
+        if lenient:
+            return text
+        from cgpro.mail.imap.errors import IMAPError
+        raise IMAPError("NO", "[CANNOT] mailbox name is not valid modified UTF-7")
 
 
 # -- FETCH attributes -----------------------------------------------------------------

@@ -300,7 +300,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
         self.location = location
         self.readOnly = readOnly
         self.view = mailbox.uids[:]
-        self.recentFrom = 0xFFFFFFFF if readOnly else mailbox.claimRecent()
+        self.recentFrom = mailbox.recentUid if readOnly else mailbox.claimRecent()
         self._resetUpdates()
         mailbox.addListener(self._mailboxChanged)
         self.state = SELECTED
@@ -349,7 +349,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
             self._close()
             return
         view = self.view
-        out = []
+        out = [self.keywordUpdate()]
         if expunges and self._expunged:
             gone = []
             for uid in sorted(self._expunged):
@@ -385,7 +385,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
                     continue
                 out.append(b"* %d FETCH (UID %d FLAGS (%s)%s)\r\n" % (
                     i + 1, uid, flags.encode("utf-8"), self.modseqItem(uid)))
-        if out:
+        if any(out):
             self.send(b"".join(out))
 
     @property
@@ -403,6 +403,19 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
             return b" MODSEQ (%d)" % self.mailbox.modseq(uid)
         except Exception:
             return b""
+
+    def keywordUpdate(self):
+        mb = self.mailbox
+        if mb is None:
+            return b""
+        keywords = tuple(mb.keywords)
+        if getattr(self, "_announced", None) == (mb, keywords):
+            return b""
+        self._announced = (mb, keywords)
+        flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft" + (
+            " " + " ".join(keywords) if keywords else "")
+        return ("* FLAGS (%s)\r\n* OK [PERMANENTFLAGS (%s)] flags permitted\r\n" % (
+            flags, "" if self.readOnly else flags + " \\*")).encode("utf-8")
 
     def recentCount(self):
         view = self.view

@@ -110,9 +110,15 @@ class TokenizeTests(SynchronousTestCase):
         self.assertEqual(tokens, [["BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.10>", "UID"]])
 
     def test_unbalanced(self):
-        """Unbalanced parentheses and brackets are errors."""
-        for bad in (b"a (b", b"a b)", b"a BODY[1", b'a "open', b"a {9}\r\nab"):
+        """Unbalanced parentheses, quotes and literals are errors."""
+        for bad in (b"a (b", b"a b)", b'a "open', b"a {9}\r\nab"):
             self.assertRaises(ParseError, parser.tokenize, bad)
+
+    def test_bracketInAtom(self):
+        """RFC 3501 allows '[' in an atom; an unclosed section is refused by FETCH."""
+        self.assertEqual(parser.tokenize(b"a SELECT x[y"), ["a", "SELECT", "x[y"])
+        tokens = parser.tokenize(b"a FETCH 1 BODY[1")
+        self.assertRaises(ParseError, parser.parseFetchAttributes, tokens[3:])
 
     def test_deepNesting(self):
         """Nesting is bounded."""

@@ -203,6 +203,7 @@ class MailboxCommands:
         def opened(mb):
             readOnly = examine or not any(c in rights for c in "stwe")
             self.selectMailbox(mb, location, readOnly)
+            self._announced = (mb, tuple(mb.keywords))
             keywords = " ".join(mb.keywords)
             flags = SYSTEM_FLAGS + (" " + keywords if keywords else "")
             lines = ["FLAGS (%s)" % (flags,)]
@@ -391,7 +392,7 @@ class MailboxCommands:
             raise ParseError("usage: %s reference pattern" % (verb,))
         reference = parser.mailboxArg(args[0])
         patterns = args[1] if isinstance(args[1], list) else [args[1]]
-        patterns = [parser.mailboxArg(p) for p in patterns]
+        patterns = [parser.mailboxArg(p, lenient=True) for p in patterns]
         if verb == "LIST" and patterns == [""] and not selection:
             self.untagged('LIST (\\Noselect) "/" ""')
             return
@@ -434,7 +435,8 @@ class MailboxCommands:
                     continue
                 if showSubscribed and display in subscribed and verb == "LIST":
                     attrs.append("\\Subscribed")
-                if subscribedOnly and display not in subscribed:
+                if subscribedOnly and display not in subscribed and not (
+                        verb == "LSUB" and name in parents and "%" in full):
                     continue
                 seen.add(display)
                 out.append(b'* %s (%s) "/" %s\r\n' % (

@@ -98,7 +98,7 @@ class MessageCommands:
             mb = self.mailbox
             if mb is None:
                 return None
-            out = []
+            out = [self.keywordUpdate()]
             failed = set(result.failed)
             for r in rows:
                 u = self.view[r]

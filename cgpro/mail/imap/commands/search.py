@@ -191,7 +191,23 @@ class SearchCompiler:
 
             def header(m):
                 values = m.headerValues(name)
-                return any(needle in v.lower() for v in values) if needle else bool(values)
+                if not needle:
+                    return bool(values)
+                if any(needle in v.lower() for v in values):
+                    return True
+                if name.upper() in ("FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"):
+                    # match the parsed addresses too (comments, routes,
+                    # groups and whitespace removed), as Dovecot does
+                    from cgpro.mail.imap.bodystructure import parseAddressList
+                    for v in values:
+                        for dn, adl, mbox, host in parseAddressList(v):
+                            if mbox is None or host is None:
+                                continue
+                            addr = "%s@%s" % (mbox, host)
+                            full = "%s <%s>" % (dn, addr) if dn else addr
+                            if needle in full.lower():
+                                return True
+                return False
 
             header.costly = True
             return header
