@@ -80,6 +80,9 @@ class PasswordVault:
         self.keyPath = keyPath
         self.rounds = rounds
         self._key = self._loadKey(keyPath)
+        #: a key for in-memory login caches, derived so the server key
+        #: itself never leaves this object
+        self.keyDigest = hashlib.sha256(b"cgpro login cache\0" + self._key).digest()
 
     @staticmethod
     def _loadKey(path):

@@ -70,6 +70,7 @@ BUILTIN_SERVER = {
     "CLIMaxLineSize": "16M",
     "LoginFailureLimit": "10",
     "LoginFailurePeriod": "1m",
+    "LoginCacheTime": "15m",
     "PasswordHashRounds": "100000",
 }
 

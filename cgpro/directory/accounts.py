@@ -15,10 +15,15 @@ C{PasswordEncryption} method.  The PBKDF2 work runs in a thread so the
 reactor keeps serving while a password is hashed.
 """
 
+import hashlib
+import hmac
+from collections import OrderedDict
+
 from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.internet.threads import deferToThread
 
 from cgpro.core import names, settings
+from cgpro.core.dataformat import parseDuration
 from cgpro.core.errors import CLIError, NameTaken, UnknownObject
 from cgpro.core.passwords import methodName
 
@@ -454,9 +459,36 @@ class AccountsMixin:
         record = self.loadRecord(domain, name).get("Password")
         if not record:
             return succeed(None)
-        d = self.runHash(self.vault.verify, record, password)
-        d.addCallback(lambda ok: full if ok else None)
-        return d
+        cache = self._loginCache()
+        if cache is not None and cache.hit(full, record, password):
+            return succeed(full)
+
+        def verified(ok):
+            if not ok:
+                return None
+            if cache is not None:
+                cache.remember(full, record, password)
+            return full
+
+        return self.runHash(self.vault.verify, record, password).addCallback(verified)
+
+    def _loginCache(self):
+        """
+        @return: the L{LoginCache}, or C{None} when the server setting
+            C{LoginCacheTime} is 0.
+        """
+        seconds = self.effectiveServerSettings().get("LoginCacheTime", "15m")
+        try:
+            seconds = parseDuration(seconds) or 0
+        except ValueError:
+            seconds = 0
+        if seconds <= 0:
+            return None
+        cache = getattr(self, "_loginCacheObject", None)
+        if cache is None:
+            cache = self._loginCacheObject = LoginCache(self.clock, self.vault.keyDigest)
+        cache.ttl = seconds
+        return cache
 
     def getPassword(self, address):
         full = self.resolveLogin(address)
@@ -492,6 +524,49 @@ class AccountsMixin:
         if "Created" in record:
             info["Created"] = record["Created"]
         return info
+
+
+class LoginCache:
+    """
+    Successful plain-password checks remembered for a while, as Dovecot's
+    auth cache does: the PBKDF2 check is slow on purpose (about 40 ms), and
+    mail clients log in again and again with the same password.
+
+    Only an HMAC of the password under a key derived from the server key is
+    kept, never the password; an entry counts only while the account's
+    stored hash is the one it was made against, so a password change
+    invalidates it at once.  Failures are never cached.
+
+    @ivar ttl: seconds an entry lives.
+    """
+
+    def __init__(self, clock, key, maxEntries=100000):
+        self.clock = clock
+        self.key = key
+        self.ttl = 900
+        self.maxEntries = maxEntries
+        self._entries = OrderedDict()
+
+    def _digest(self, password):
+        return hmac.new(self.key, password.encode("utf-8", "surrogateescape"),
+                        hashlib.sha256).digest()
+
+    def hit(self, account, record, password):
+        entry = self._entries.get(account)
+        if entry is None:
+            return False
+        digest, stored, expires = entry
+        if expires < self.clock.seconds() or stored != record.get("Hash", record.get("Clear")):
+            del self._entries[account]
+            return False
+        return hmac.compare_digest(digest, self._digest(password))
+
+    def remember(self, account, record, password):
+        self._entries[account] = (self._digest(password), record.get("Hash", record.get("Clear")),
+                                  self.clock.seconds() + self.ttl)
+        self._entries.move_to_end(account)
+        while len(self._entries) > self.maxEntries:
+            self._entries.popitem(last=False)
 
 
 #: A valid hash of a random password, checked for unknown login names.

@@ -322,3 +322,45 @@ class ObjectTests(SynchronousTestCase):
         self.assertEqual(reopen(self, d).getGroup("team"), {"Members": ["c"]})
         self.successResultOf(d.deleteGroup("team"))
         self.assertRaises(UnknownObject, d.getGroup, "team")
+
+
+class LoginCacheTests(SynchronousTestCase):
+    """
+    Successful password checks are remembered for LoginCacheTime.
+    """
+
+    def setUp(self):
+        self.directory = makeDirectory(self)
+        self.successResultOf(self.directory.createAccount("u", settings={"Password": "pw"}))
+        self.calls = []
+        verify = self.directory.vault.verify
+        self.directory.vault.verify = lambda r, p: (self.calls.append(p), verify(r, p))[1]
+
+    def test_secondLoginCached(self):
+        """The second right login skips the slow hash; a wrong one is still checked."""
+        d = self.directory
+        self.assertEqual(self.successResultOf(d.checkPassword("u", "pw")), "u@main.dom")
+        self.assertEqual(self.successResultOf(d.checkPassword("u", "pw")), "u@main.dom")
+        self.assertEqual(self.calls, ["pw"])
+        self.assertIsNone(self.successResultOf(d.checkPassword("u", "bad")))
+        self.assertEqual(self.calls, ["pw", "bad"])
+
+    def test_passwordChangeInvalidates(self):
+        """After a password change the old password is refused at once."""
+        d = self.directory
+        self.successResultOf(d.checkPassword("u", "pw"))
+        self.successResultOf(d.setPassword("u", "new"))
+        self.assertIsNone(self.successResultOf(d.checkPassword("u", "pw")))
+        self.assertEqual(self.successResultOf(d.checkPassword("u", "new")), "u@main.dom")
+
+    def test_expires(self):
+        """Entries expire after LoginCacheTime; 0 turns the cache off."""
+        d = self.directory
+        self.successResultOf(d.checkPassword("u", "pw"))
+        d.clock.advance(901)
+        self.successResultOf(d.checkPassword("u", "pw"))
+        self.assertEqual(self.calls, ["pw", "pw"])
+        self.successResultOf(d.setServerDict("Main", {"LoginCacheTime": "0"}, update=True))
+        self.successResultOf(d.checkPassword("u", "pw"))
+        self.successResultOf(d.checkPassword("u", "pw"))
+        self.assertEqual(len(self.calls), 4)
