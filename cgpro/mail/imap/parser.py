@@ -9,10 +9,11 @@ hostile client cannot make the server buffer an endless line or literal,
 or recurse without bound on nested parentheses.
 """
 
-import base64
 import calendar
 import re
 import time
+
+from cgpro.mail.imap.utf7 import ParseError, decodeMailboxName, encodeMailboxName  # noqa: F401
 
 #: Longest command line (without its literals) accepted.
 MAX_LINE = 65536
@@ -34,10 +35,6 @@ _DATETIME = re.compile(
     r"\A ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
 _ATOM_STOP = frozenset(b' (){"\r\n')
 _TAG_BAD = re.compile(rb'[\x00-\x20\x7f-\xff(){%*"\\+\]]')
-
-
-class ParseError(ValueError):
-    """A command that does not follow the grammar (answered with BAD)."""
 
 
 class Atom(str):
@@ -490,62 +487,6 @@ def formatDateTime(seconds):
 
 
 # -- mailbox names (modified UTF-7, RFC 3501 5.1.3) ------------------------------------
-
-
-def decodeMailboxName(value):
-    """
-    @param value: the name as sent (C{str}).
-    @return: the name in Unicode.
-    @raise ParseError: broken modified UTF-7.
-    """
-    if "&" not in value:
-        return value
-    out = []
-    i = 0
-    while i < len(value):
-        c = value[i]
-        if c != "&":
-            out.append(c)
-            i += 1
-            continue
-        end = value.find("-", i)
-        if end < 0:
-            raise ParseError("bad mailbox name encoding")
-        chunk = value[i + 1:end]
-        if not chunk:
-            out.append("&")
-        else:
-            try:
-                raw = base64.b64decode(chunk.replace(",", "/") + "=" * (-len(chunk) % 4))
-                out.append(raw.decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError):
-                raise ParseError("bad mailbox name encoding")
-        i = end + 1
-    return "".join(out)
-
-
-def encodeMailboxName(name):
-    """
-    @return: C{name} in modified UTF-7 (C{str}).
-    """
-    out = []
-    pending = []
-
-    def flush():
-        if pending:
-            raw = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",")
-                       + "-")
-            del pending[:]
-
-    for c in name:
-        if 0x20 <= ord(c) <= 0x7E:
-            flush()
-            out.append("&-" if c == "&" else c)
-        else:
-            pending.append(c)
-    flush()
-    return "".join(out)
 
 
 def mailboxArg(token, lenient=False):
