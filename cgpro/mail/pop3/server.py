@@ -37,6 +37,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
+from cgpro.core.lines import TOO_LONG, takeLine
 from cgpro.mail.pop3.message import CHUNK, MessageReader, MessageSender
 from cgpro.mail.smtp import auth as sasl
 from cgpro.store.errors import MessageExpunged
@@ -59,7 +60,7 @@ MAX_BUFFERED = 1 << 20
 
 _PREFIX = {AUTHORIZATION: "auth_", TRANSACTION: "trans_"}
 
-_TOO_LONG = object()
+_TOO_LONG = TOO_LONG
 
 
 class POP3Error(Exception):
@@ -294,22 +295,8 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
             L{_TOO_LONG}, or C{None} when none is complete.
         """
         limit = MAX_SASL_LINE if self._sasl is not None else MAX_LINE
-        buffer = self._buffer
-        end = buffer.find(b"\n", self._pos)
-        if end < 0:
-            if len(buffer) - self._pos > limit + 2:
-                self._discarding = True
-                self._pos = len(buffer)
-            return None
-        line = bytes(buffer[self._pos:end])
-        self._pos = end + 1
-        if self._discarding:
-            self._discarding = False
-            return _TOO_LONG
-        if line[-1:] == b"\r":
-            line = line[:-1]
-        if len(line) > limit:
-            return _TOO_LONG
+        line, self._pos, self._discarding = takeLine(
+            self._buffer, self._pos, limit, self._discarding)
         return line
 
     def _lineReceived(self, line):

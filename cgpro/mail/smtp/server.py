@@ -27,6 +27,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
+from cgpro.core.lines import TOO_LONG, takeLine
 from cgpro.mail.smtp import auth
 from cgpro.mail.smtp.policy import ACCEPT
 from cgpro.mail.smtp.transaction import Transaction, addressLiteral, receivedHeader
@@ -56,7 +57,7 @@ ERROR_CODES = frozenset([500, 501, 502, 503, 504, 535, 538, 555])
 #: First words of HTTP requests: a web proxy abused to reach port 25.
 HTTP_VERBS = frozenset(["GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS"])
 
-_TOO_LONG = object()
+_TOO_LONG = TOO_LONG
 
 
 class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
@@ -225,22 +226,8 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
         @return: the next complete command line (C{bytes}, without its
             line end), L{_TOO_LONG}, or C{None} when none is complete.
         """
-        buffer = self._buffer
-        end = buffer.find(b"\n", self._pos)
-        if end < 0:
-            if len(buffer) - self._pos > MAX_LINE + 2:
-                self._discarding = True
-                self._pos = len(buffer)
-            return None
-        line = bytes(buffer[self._pos:end])
-        self._pos = end + 1
-        if self._discarding:
-            self._discarding = False
-            return _TOO_LONG
-        if line[-1:] == b"\r":
-            line = line[:-1]
-        if len(line) > MAX_LINE:
-            return _TOO_LONG
+        line, self._pos, self._discarding = takeLine(
+            self._buffer, self._pos, MAX_LINE, self._discarding)
         return line
 
     def _lineReceived(self, line):
