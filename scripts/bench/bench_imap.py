@@ -45,6 +45,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+from procstat import PEER_CGROUP, peerPids, processCPU, rssMB  # noqa: E402
 
 from tests.support.server import ServerProcess  # noqa: E402
 
@@ -55,36 +57,7 @@ PEER = {
     "imap": {"sessions_per_s": 125.3, "ops_per_s": 1253, "cpu_ms_per_session": 13.0},
     "pop3": {"sessions_per_s": 143.2, "ops_per_s": 716, "cpu_ms_per_session": 11.3},
 }
-PEER_CGROUP = "/sys/fs/cgroup/cpuacct/mailbench_srv/cpuacct.usage"
 
-
-def processCPU(pids):
-    """
-    @return: user+system CPU seconds of the given processes.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def rssMB(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024.0
 
 
 def machineBusy():
@@ -100,20 +73,6 @@ def machineBusy():
 def childrenCPU():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
-
-
-def peerPids():
-    # the processes peer_ctl.sh put in its cgroup (Postfix, Dovecot and their children)
-    try:
-        with open(os.path.join(os.path.dirname(PEER_CGROUP), "cgroup.procs")) as f:
-            pids = [int(p) for p in f.read().split()]
-        if pids:
-            return pids
-    except (OSError, ValueError):
-        pass
-    out = subprocess.run(["pgrep", "-f", "postfix|dovecot|master|smtpd|lmtp|cleanup|qmgr"],
-                         capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def peerCgroupCPU():

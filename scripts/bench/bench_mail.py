@@ -31,6 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+from procstat import peerPids, processCPU, rssMB  # noqa: E402
 
 from tests.support.server import ServerProcess  # noqa: E402
 
@@ -54,35 +56,6 @@ def runLoad(hostport, countCmd, args):
         raise SystemExit("smtp_load failed: %s" % (out.stderr[-2000:],))
     sys.stderr.write(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def processCPU(pids):
-    """
-    @return: user+system CPU seconds of the given processes.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def rssMB(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024.0
 
 
 def benchCgpro(args):
@@ -109,12 +82,6 @@ def benchCgpro(args):
         return figures
     finally:
         server.stop()
-
-
-def peerPids():
-    out = subprocess.run(["pgrep", "-f", "postfix|dovecot|master|smtpd|lmtp|cleanup|qmgr"],
-                         capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def benchPeer(args):
