@@ -7,6 +7,7 @@ children::
 
     storage     the durable writer thread (started first, stopped last)
     queue       the mail queue with its delivery channels (LOCAL, SMTP)
+    signal      the SIP stack: registrations, transactions, the proxy
     listeners   one MultiService per module, one child per listener
 
 On the first start (no Main Domain in the base folder) it creates the Main
@@ -172,8 +173,22 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     root.context = context
     WriterService(writer).setServiceParent(root)
     queue.setServiceParent(root)
+    buildSignal(context).setServiceParent(root)
     listeners.setServiceParent(root)
     return root
+
+
+def buildSignal(context):
+    """
+    The SIP stack every C{sip} listener feeds (C{context.signal}).
+
+    @return: the stack (a service to start before the listeners, so the
+        registrations are loaded before the first request).
+    """
+    from cgpro.sip.stack import SIPStack
+
+    context.signal = SIPStack(context)
+    return context.signal
 
 
 def buildMail(context, storage):

@@ -15,6 +15,21 @@ from cgpro.cli.protocol import CLIFactory
 from cgpro.service import StartupError, makeRootService
 
 
+class UDPMemoryReactor(MemoryReactorClock):
+    """
+    L{MemoryReactorClock} with C{listenUDP} (the SIP rows), recorded in
+    C{udpPorts} as C{(port, protocol, interface, maxPacketSize)}.
+    """
+
+    def __init__(self):
+        MemoryReactorClock.__init__(self)
+        self.udpPorts = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        self.udpPorts.append((port, protocol, interface, maxPacketSize))
+        return self.listenTCP(port, None, interface=interface)
+
+
 class ServiceTreeTests(SynchronousTestCase):
     """
     makeRootService: children, listeners, first start.
@@ -23,7 +38,7 @@ class ServiceTreeTests(SynchronousTestCase):
     def setUp(self):
         self.base = tempfile.mkdtemp(prefix="cgpro-svc-")
         self.addCleanup(shutil.rmtree, self.base, True)
-        self.reactor = MemoryReactorClock()
+        self.reactor = UDPMemoryReactor()
         self.out = io.StringIO()
 
     def make(self, **kw):
@@ -34,10 +49,12 @@ class ServiceTreeTests(SynchronousTestCase):
     def test_children(self):
         """The root holds storage and listeners; one MultiService per built module."""
         root = self.make(postmasterPassword="pw")
-        self.assertEqual([s.name for s in root], ["storage", "queue", "listeners"])
+        self.assertEqual([s.name for s in root], ["storage", "queue", "signal", "listeners"])
         listeners = root.getServiceNamed("listeners")
         self.assertEqual(sorted(s.name for s in listeners),
-                         ["cli", "imap", "lmtp", "pop", "smtp", "submission"])
+                         ["cli", "imap", "lmtp", "pop", "sip", "smtp", "submission"])
+        self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("sip")),
+                         ["sip-tcp", "sip-udp", "sips"])
         self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("smtp")),
                          ["smtp", "smtps"])
         self.assertEqual([s.name for s in listeners.getServiceNamed("cli")], ["cli"])
@@ -60,7 +77,10 @@ class ServiceTreeTests(SynchronousTestCase):
         servers = {port: (factory, interface) for port, factory, _, interface in
                    self.reactor.tcpServers}
         self.assertEqual(sorted(servers),
-                         [10024, 10025, 10106, 10110, 10143, 10465, 10587, 10993, 10995])
+                         [10024, 10025, 10106, 10110, 10143, 10465, 10587, 10993, 10995,
+                          15060, 15061])
+        self.assertEqual([port for port, _, _, _ in self.reactor.udpPorts], [15060])
+        self.assertEqual(rows["sip-udp"]["State"], "listening")
         factory, interface = servers[10106]
         self.assertEqual(interface, "127.0.0.1")
         self.assertIsInstance(factory, CLIFactory)
@@ -102,7 +122,7 @@ class ListenerChangeTests(SynchronousTestCase):
     def setUp(self):
         self.base = tempfile.mkdtemp(prefix="cgpro-svc-")
         self.addCleanup(shutil.rmtree, self.base, True)
-        self.reactor = MemoryReactorClock()
+        self.reactor = UDPMemoryReactor()
         self.root = makeRootService(base=self.base, reactor=self.reactor, domain="main.dom",
                                     postmasterPassword="pw", out=io.StringIO())
         self.root.getServiceNamed("storage").writer.synchronous = True

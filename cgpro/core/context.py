@@ -24,6 +24,7 @@ class ServerContext:
     @ivar tls: the L{cgpro.core.tls.ServerTLS} (certificate, options).
     @ivar queue: the L{IMessageQueue} (C{None} until the queue is built).
     @ivar mailStore: the L{IMailStore}.
+    @ivar signal: the SIP stack (C{None} until it is built).
     @ivar writer: the server's L{cgpro.core.files.DurableWriter}; every
         module's durable writes join its group commit.
     """
@@ -42,5 +43,6 @@ class ServerContext:
         self.queue = queue
         self.mailStore = mailStore
         self.writer = writer
+        self.signal = None
         self.version = __version__
         self.startTime = time.time()

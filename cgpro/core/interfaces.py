@@ -307,6 +307,7 @@ class IServerContext(Interface):
     queue = Attribute("The L{IMessageQueue}.")
     mailStore = Attribute("The L{IMailStore}.")
     writer = Attribute("The L{cgpro.core.files.DurableWriter} of the base folder.")
+    signal = Attribute("The SIP stack shared by every SIP listener, or C{None}.")
 
 
 # -- mail ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ PROTOCOLS = {
     "lmtp": "cgpro.mail.smtp.factory.buildLMTP",
     "pop": "cgpro.mail.pop3.factory.build",
     "imap": "cgpro.mail.imap.factory.build",
+    "sip": "cgpro.sip.factory.build",
 }
 
 TRANSPORTS = ("tcp", "udp")

@@ -78,6 +78,15 @@ class ServerTLS:
         self.options = certificate.options()
         self.pem = pem
 
+    def clientOptions(self, hostname):
+        """
+        TLS options for a connection this server opens (SIP over TLS to
+        another server): the peer's certificate is verified against the
+        system's trusted roots for C{hostname}, so TLS to a host without
+        a valid certificate fails rather than going out unprotected.
+        """
+        return ssl.optionsForClientTLS(hostname)
+
     def wrap(self, factory):
         """
         Wrap a server factory in TLS from the first byte (implicit TLS).

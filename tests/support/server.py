@@ -59,7 +59,10 @@ CLI_PORT = 106
 
 #: Every port the implemented modules listen on (before the offset): an
 #: offset is used only if all of them are free.
-LISTENING_PORTS = (24, 25, 106, 110, 143, 465, 587, 993, 995)
+LISTENING_PORTS = (24, 25, 106, 110, 143, 465, 587, 993, 995, 5060, 5061)
+
+#: The UDP rows (SIP): also checked before an offset is used.
+LISTENING_UDP_PORTS = (5060,)
 
 #: Offsets are drawn from this range (so every shipped row stays below 65536
 #: except a handful of high ones, which are not implemented yet).
@@ -90,6 +93,20 @@ def portIsFree(port, host="127.0.0.1"):
     return True
 
 
+def udpPortIsFree(port, host="127.0.0.1"):
+    """
+    @return: whether a UDP socket can be bound to C{host:port} right now.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
 def freeOffset(rng=random, attempts=200):
     """
     Pick a random port offset whose CLI port (106 + offset) is free.
@@ -99,7 +116,8 @@ def freeOffset(rng=random, attempts=200):
     low, high = OFFSET_RANGE
     for _ in range(attempts):
         offset = rng.randint(low, high)
-        if all(portIsFree(port + offset) for port in LISTENING_PORTS):
+        if all(portIsFree(port + offset) for port in LISTENING_PORTS) and all(
+                udpPortIsFree(port + offset) for port in LISTENING_UDP_PORTS):
             return offset
     raise ServerError("no free port offset found in %d..%d" % (low, high))
 

@@ -1,0 +1,91 @@
+# -*- test-case-name: tests.sip.test_stack -*-
+"""
+The SIP module settings: built-in defaults and their parsed form.
+
+Stored under C{Modules/SIP} in the server settings and changed over the CLI
+with C{UPDATEMODULE SIP {...}}, like every module's.  The stack reads them
+when it starts and again on each REGISTER and new call, so most changes
+apply without a restart; the transport ones (message size, idle timeout,
+advertised address) apply to new connections.
+"""
+
+from cgpro.core.modulesettings import ModuleSettings, count, duration, yes
+
+#: Built-in defaults of module C{SIP}.
+DEFAULTS = {
+    # REGISTER needs digest authentication (NO only on a trusted network
+    # or to compare with a registrar that does not authenticate).
+    "RequireRegisterAuth": "YES",
+    # Registration lifetimes: shorter requests get 423 Interval Too Brief,
+    # longer ones are cut down; no Expires at all gets the default.
+    "MinRegisterExpires": "60s",
+    "MaxRegisterExpires": "1h",
+    "DefaultRegisterExpires": "1h",
+    # Devices per address of record.
+    "MaxContactsPerAccount": "10",
+    # How long a digest nonce stays valid before it is "stale".
+    "NonceLifetime": "5m",
+    # Wrong passwords per source address and minute before that address
+    # gets 403 without a check.
+    "AuthFailuresPerMinute": "10",
+    # Ringing this long without an answer is a "No Answer" (stage 5 of the
+    # incoming call rules); also the proxy's Timer C.
+    "MaxRingTime": "2m",
+    # Largest SIP message accepted, on any transport.
+    "MaxMessageSize": "64K",
+    # A TCP/TLS connection silent this long is closed.
+    "ConnectionIdleTimeout": "5m",
+    # The host put in Via, Record-Route and Contact instead of the address
+    # found from the routing table (a public address behind NAT).
+    "AdvertisedAddress": "",
+    # More names or addresses that mean "this server" in a Request-URI,
+    # besides its listening addresses and its domains.
+    "LocalHosts": [],
+    # Rewrite the Contact of a request or response from a device behind
+    # NAT to the address it was received from (RFC 3581 style fix-up).
+    "FixNATContact": "YES",
+    # Redirect targets from 3xx responses followed per call.
+    "MaxRedirects": "5",
+}
+
+
+class SIPSettings(ModuleSettings):
+    """
+    The effective C{SIP} module settings, parsed.
+    """
+
+    MODULE = "SIP"
+    DEFAULTS = DEFAULTS
+    PARSERS = {
+        "RequireRegisterAuth": ("requireRegisterAuth", yes),
+        "MinRegisterExpires": ("minExpires", duration),
+        "MaxRegisterExpires": ("maxExpires", duration),
+        "DefaultRegisterExpires": ("defaultExpires", duration),
+        "MaxContactsPerAccount": ("maxContacts", count),
+        "NonceLifetime": ("nonceLifetime", duration),
+        "AuthFailuresPerMinute": ("authFailuresPerMinute", count),
+        "MaxRingTime": ("maxRingTime", duration),
+        "MaxMessageSize": ("maxMessageSize", lambda v: _size(v)),
+        "ConnectionIdleTimeout": ("idleTimeout", duration),
+        "AdvertisedAddress": ("advertisedAddress", lambda v: str(v).strip()),
+        "LocalHosts": ("localHosts", lambda v: _names(v)),
+        "FixNATContact": ("fixNATContact", yes),
+        "MaxRedirects": ("maxRedirects", count),
+    }
+
+
+def _size(value):
+    from cgpro.core import dataformat
+
+    size = dataformat.parseSize(value)
+    if not size or size < 1024:
+        raise ValueError("message size %r is too small" % (value,))
+    return size
+
+
+def _names(value):
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split()]
+    if not isinstance(value, list):
+        raise ValueError("expected a list of names")
+    return [str(v).strip().lower().strip("[]") for v in value if str(v).strip()]
