@@ -70,7 +70,11 @@ class SIPStack(service.Service):
 
     name = "signal"
 
-    def __init__(self, context, reactor=None):
+    def __init__(self, context, reactor=None, transport=None):
+        """
+        @param transport: an L{ISIPTransport} to use instead of a new
+            L{TransportLayer} (tests).
+        """
         self.context = context
         self.reactor = reactor if reactor is not None else context.reactor
         self.directory = context.directory
@@ -80,11 +84,13 @@ class SIPStack(service.Service):
         self.wheel = TimerWheel(self.reactor, resolution=0.05)
         self.slowWheel = TimerWheel(self.reactor, resolution=1.0)
         tls = getattr(context, "tls", None)
-        self.transport = TransportLayer(
-            self.reactor, maxSize=settings.maxMessageSize,
-            idleTimeout=settings.idleTimeout or 300,
-            clientTLS=getattr(tls, "clientOptions", None),
-            advertised=settings.advertisedAddress or None)
+        if transport is None:
+            transport = TransportLayer(
+                self.reactor, maxSize=settings.maxMessageSize,
+                idleTimeout=settings.idleTimeout or 300,
+                clientTLS=getattr(tls, "clientOptions", None),
+                advertised=settings.advertisedAddress or None)
+        self.transport = transport
         self.transport.messageHandler = self._messageReceived
         self.transactions = TransactionLayer(self.reactor, self.transport, self,
                                              wheel=self.wheel)
