@@ -320,7 +320,22 @@ class ProxyCore:
                              user=result.username, source=source)
                 raise RoutingFailed(407)
         info = self._signalInfo(request, source)
-        return self._expand(route, info, request, depth=0)
+        # Server-wide rules of the immediate stage run before the Signal
+        # reaches an Account (rules.md section 2.3)
+        decision = stack.rules.forServer().immediate(info)
+        if decision.reject:
+            raise RoutingFailed(decision.reject)
+        if decision.redirect:
+            return self._expandAddresses(decision.redirect, info, request, 1)
+        groups, plan, account = self._expand(route, info, request, depth=0)
+        if decision.fork:
+            extra, _, _ = self._expandAddresses(decision.fork, info, request, 1, quiet=True)
+            forked = [t for group in extra for t in group]
+            if groups:
+                groups[0].extend(forked)
+            elif forked:
+                groups = [forked]
+        return groups, plan, account
 
     def _expand(self, route, info, request, depth):
         module = route.module
@@ -338,7 +353,7 @@ class ProxyCore:
             return [[Target(uri, peerForURI(uri) or _Resolve(uri))]], None, None
         if module == "LOCAL":
             account = route.account
-            plan = self.stack.rules.forAccount(account)
+            plan = self.stack.rules.forAccount(account, serverImmediate=False)
             decision = plan.immediate(info)
             if decision.reject:
                 raise RoutingFailed(decision.reject)

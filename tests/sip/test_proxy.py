@@ -482,3 +482,22 @@ class CallRuleTests(ProxyTestsMixin, SynchronousTestCase):
         self.receive(invite())
         self.assertEqual(sorted(d.host for _, d in self.sent()),
                          ["203.0.113.1", "203.0.113.3"])
+
+
+class ServerRuleTests(ProxyTestsMixin, SynchronousTestCase):
+    """
+    Server-wide Signal rules apply before routing, to every target.
+    """
+
+    def test_serverReject(self):
+        """
+        A server rule rejecting calls from one user applies even to calls
+        to a gateway or an unknown name.
+        """
+        self.directory.setServerDict("Rules", {"SignalRules": [
+            ["100009", "block", [["From", "is", "alice@*"]], [["Reject with", "403"]]]]},
+            update=True)
+        self.bind("bob", "sip:bob@203.0.113.1:5060")
+        self.receive(invite())
+        self.assertEqual(self.answers()[-1], 403)
+        self.assertEqual(self.sent(), [])
