@@ -35,9 +35,8 @@ class ISIPTransport(Interface):
         Send a request to C{destination} (a L{cgpro.sip.address.Peer}),
         reusing an open TCP/TLS connection to it or opening one.
 
-        The caller has already put our Via on top, with C{branch} set; the
-        transport fills in the Via's sent-by host and port for the
-        transport actually used and adds C{rport} (RFC 3581).
+        The caller (the transaction layer) has already put our Via on top,
+        with C{branch}, C{rport} and the sent-by from L{localAddress}.
 
         @return: L{None}; a failure to send is reported later through
             the callback the transaction layer registered with
@@ -55,6 +54,14 @@ class ISIPTransport(Interface):
 
     def isReliable(destination):
         """@return: whether C{destination}'s transport is TCP or TLS."""
+
+    def localAddress(destination):
+        """
+        @return: C{(host, port)} that our Via sent-by, Record-Route and
+            Contact carry for traffic to or from C{destination} over its
+            transport (the advertised address, or the local address that
+            routes to it; the bound port of that transport's listener).
+        """
 
     def setErrorHandler(handler):
         """
@@ -108,7 +115,8 @@ class IServerTransaction(Interface):
     source = Attribute("The L{Peer} the request came from.")
     method = Attribute("The request method.")
     state = Attribute(
-        "'trying', 'proceeding', 'completed', 'confirmed' or 'terminated'.")
+        "'trying', 'proceeding', 'completed', 'confirmed', 'accepted' (after "
+        "a 2xx to an INVITE, RFC 6026) or 'terminated'.")
     lastResponse = Attribute("The last response sent, or None.")
 
     def respond(response):
@@ -150,7 +158,9 @@ class IClientTransaction(Interface):
     destination = Attribute("The L{Peer} it was sent to.")
     branch = Attribute("The branch of our Via.")
     state = Attribute(
-        "'calling', 'trying', 'proceeding', 'completed' or 'terminated'.")
+        "'calling', 'trying', 'proceeding', 'completed', 'accepted' (after a "
+        "2xx to an INVITE: later 2xx from other forks still reach the user) "
+        "or 'terminated'.")
 
     def cancel():
         """
