@@ -9,13 +9,19 @@ Two things setup.cfg cannot say:
     administrator looks for it) and is copied into the package as
     C{cgpro/etc/} so an installed server finds its port table.
 
-The media issue adds the optional Cython extension C{cgpro.media._relay}
-here (skipped with CGPRO_NO_EXTENSIONS=1).
+The optional Cython extension C{cgpro.media._relay} (the media relay's
+forwarding loop) is built when Cython is importable and
+CGPRO_NO_EXTENSIONS is not set, on CPython only; without it the relay uses
+its pure-Python fallback (and logs so).  An sdist carries the generated
+C{_relay.c} and builds from it without Cython.  A failed compile is an
+error: a build that wanted the extension should not quietly ship without it.
 """
 
 import glob
 import os
+import platform
 import shutil
+import sys
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -33,7 +39,32 @@ class BuildPy(build_py):
                 shutil.copy2(path, target)
 
 
+def extensions():
+    """
+    @return: the C{ext_modules} to build: the media relay's loop, or none.
+    """
+    if os.environ.get("CGPRO_NO_EXTENSIONS") or platform.python_implementation() != "CPython":
+        print("cgpro: pure Python build (CGPRO_NO_EXTENSIONS or not CPython)", file=sys.stderr)
+        return []
+    from setuptools import Extension
+    pyx = os.path.join("cgpro", "media", "_relay.pyx")
+    generated = pyx[:-len(".pyx")] + ".c"
+    if not os.path.exists(pyx) and os.path.exists(generated):
+        # an sdist: it ships the C that Cython generated
+        print("cgpro: accelerated build (cgpro.media._relay, from C)", file=sys.stderr)
+        return [Extension("cgpro.media._relay", [generated])]
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("cgpro: pure Python build (Cython not installed)", file=sys.stderr)
+        return []
+    print("cgpro: accelerated build (cgpro.media._relay)", file=sys.stderr)
+    return cythonize([Extension("cgpro.media._relay", [pyx])],
+                     compiler_directives={"language_level": "3"}, quiet=True)
+
+
 setup(
+    ext_modules=extensions(),
     packages=find_packages(include=["cgpro", "cgpro.*"]) + ["twisted.plugins"],
     package_data={"twisted.plugins": ["cgpro_plugin.py"]},
     cmdclass={"build_py": BuildPy},
