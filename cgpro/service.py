@@ -7,6 +7,7 @@ children::
 
     storage     the durable writer thread (started first, stopped last)
     queue       the mail queue with its delivery channels (LOCAL, SMTP)
+    media       the RTP relay (Port Allocation range) calls are anchored in
     signal      the SIP stack: registrations, transactions, the proxy
     listeners   one MultiService per module, one child per listener
 
@@ -173,9 +174,32 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     root.context = context
     WriterService(writer).setServiceParent(root)
     queue.setServiceParent(root)
+    buildMedia(context).setServiceParent(root)
     buildSignal(context).setServiceParent(root)
     listeners.setServiceParent(root)
     return root
+
+
+def buildMedia(context):
+    """
+    The RTP/RTCP relay the SIP proxy (and later the B2BUA) anchor calls in
+    (C{context.media}), over the Port Allocation range, bound to the
+    server setting C{MediaAddress} (default all IPv4 addresses); a session
+    without media for C{MediaIdleTimeout} (60s) is released.
+
+    @return: the relay (a service: stopping it releases every session).
+    """
+    from cgpro.media.relay import MediaRelay
+
+    from cgpro.core import dataformat
+
+    main = context.directory.getServerDict("Main")
+    silence = dataformat.parseDuration(main.get("MediaIdleTimeout", "60s")) or 60
+    context.media = MediaRelay(context.reactor, portRange=context.mediaPorts,
+                               bindAddress=str(main.get("MediaAddress", "0.0.0.0")),
+                               silenceTimeout=silence,
+                               checkInterval=min(5, max(1, silence / 4)))
+    return context.media
 
 
 def buildSignal(context):

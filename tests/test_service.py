@@ -49,7 +49,7 @@ class ServiceTreeTests(SynchronousTestCase):
     def test_children(self):
         """The root holds storage and listeners; one MultiService per built module."""
         root = self.make(postmasterPassword="pw")
-        self.assertEqual([s.name for s in root], ["storage", "queue", "signal", "listeners"])
+        self.assertEqual([s.name for s in root], ["storage", "queue", "media", "signal", "listeners"])
         listeners = root.getServiceNamed("listeners")
         self.assertEqual(sorted(s.name for s in listeners),
                          ["cli", "imap", "lmtp", "pop", "sip", "smtp", "submission"])

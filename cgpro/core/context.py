@@ -24,6 +24,7 @@ class ServerContext:
     @ivar tls: the L{cgpro.core.tls.ServerTLS} (certificate, options).
     @ivar queue: the L{IMessageQueue} (C{None} until the queue is built).
     @ivar mailStore: the L{IMailStore}.
+    @ivar media: the L{IMediaRelay} (C{None} until it is built).
     @ivar signal: the SIP stack (C{None} until it is built).
     @ivar writer: the server's L{cgpro.core.files.DurableWriter}; every
         module's durable writes join its group commit.
@@ -44,5 +45,6 @@ class ServerContext:
         self.mailStore = mailStore
         self.writer = writer
         self.signal = None
+        self.media = None
         self.version = __version__
         self.startTime = time.time()

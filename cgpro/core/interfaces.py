@@ -308,6 +308,7 @@ class IServerContext(Interface):
     mailStore = Attribute("The L{IMailStore}.")
     writer = Attribute("The L{cgpro.core.files.DurableWriter} of the base folder.")
     signal = Attribute("The SIP stack shared by every SIP listener, or C{None}.")
+    media = Attribute("The L{IMediaRelay} calls are anchored in, or C{None}.")
 
 
 # -- mail ---------------------------------------------------------------------
@@ -430,4 +431,127 @@ class IIncomingMessage(Interface):
     def abort():
         """
         Drop the partial message (client vanished, size exceeded, ...).
+        """
+
+
+# -- media --------------------------------------------------------------------
+#
+# The relay is cgpro.media's; its seams are here so that the SIP proxy and
+# the PBX (other protocol packages) use it through the server context
+# (context.media) without importing it.
+
+class MediaExhausted(Exception):
+    """
+    The relay cannot take one more session: the session limit is reached or
+    the Port Allocation range has no free port pair left.  The message says
+    which, and what to change.
+    """
+
+
+class IMediaSession(Interface):
+    """
+    One relayed call: one RTP/RTCP port pair per leg on the relay.  A packet
+    received on leg I{i}'s ports from leg I{i}'s endpoint leaves from the
+    other leg's ports towards the other leg's endpoint.
+    """
+
+    id = Attribute("C{int}, unique for the lifetime of the relay.")
+    callId = Attribute("C{str}, the Call-ID given to L{IMediaRelay.allocate}.")
+    localAddress = Attribute("C{str}, the address the relay's ports are bound to.")
+    ports = Attribute("C{list} of C{(rtpPort, rtcpPort)}, one per leg, in leg order.")
+    released = Attribute("C{None} while active, then why it ended: C{'bye'}, "
+                         "C{'silence'} or C{'stop'}.")
+
+    def setRemote(leg, host, port, rtcpPort=None):
+        """
+        Tell the relay where leg C{leg}'s endpoint said (in its SDP) it
+        receives media; used until its first packet arrives.
+
+        Symmetric RTP: the first valid packet received on a leg's port
+        I{latches} its source address, which from then on is the only one
+        accepted on that port and where the other leg's packets are sent,
+        whatever the SDP said (the endpoint may be behind a NAT).  Calling
+        this again (a re-INVITE) forgets the latch, so the endpoint may move.
+
+        @param leg: the leg index, C{0 <= leg < len(ports)}.
+        @param host: an IPv4 address (C{str}).
+        @param port: the RTP port (C{int}).
+        @param rtcpPort: the RTCP port; default C{port + 1}.
+        @raise IndexError: for an unknown leg.
+        @raise ValueError: for a session already released.
+        """
+
+    def release():
+        """
+        End the session (BYE): close its ports and give them back.
+        Releasing twice is harmless.
+        """
+
+    def whenReleased():
+        """
+        @return: a L{Deferred} firing with the reason (see C{released}) when
+            the session ends, for whatever reason (the silence timeout, for
+            one, ends it without the signalling asking).
+        """
+
+    def stats():
+        """
+        Counters per leg, for monitoring.
+
+        @return: a C{list} (one per leg) of C{dict}: C{rtpPort},
+            C{rtcpPort}, C{remote} and C{rtcpRemote} (latched C{(host, port)}
+            or C{None}), C{packets}/C{bytes} (valid packets received from
+            the leg's endpoint on its RTP port, multiplexed RTCP included),
+            C{rtcpPackets}/C{rtcpBytes} (on its RTCP port), C{forwarded}
+            (RTP and RTCP sent on to the other leg), C{ssrc}, C{lost}
+            (expected minus received, from the RTP sequence numbers, RFC
+            3550 A.3), C{jitter} (interarrival jitter, RFC 3550 A.8, in
+            timestamp units) and C{jitterMs}, C{dropped} (the sum of
+            C{droppedForeign}: from a third address; C{droppedMalformed}:
+            not RTP/RTCP; C{droppedNoRoute}: the other leg's address is
+            not known yet; C{droppedSendError}).
+        """
+
+
+class IMediaRelay(Interface):
+    """
+    The relay as the proxy and the B2BUA use it.
+    """
+
+    implementation = Attribute("C{'c'} (the Cython loop) or C{'py'} (the fallback).")
+
+    def allocate(callId, legs=2, clockRate=8000):
+        """
+        Open a session with one RTP/RTCP port pair per leg.
+
+        @param callId: the call's Call-ID (for logs and monitoring).
+        @param legs: the number of legs (2 for a call).
+        @param clockRate: the RTP clock rate used for the jitter (8000 for
+            the G.711 family).
+        @return: an L{IMediaSession}.
+        @raise MediaExhausted: the session limit is reached, or the Port
+            Allocation range has too few free pairs.
+        """
+
+    def sessions():
+        """
+        @return: the active L{IMediaSession}s (C{list}).
+        """
+
+    def stats():
+        """
+        @return: a C{dict} for monitoring: C{implementation}, C{sessions},
+            C{maxSessions}, C{portPairs} (the range's capacity),
+            C{portPairsInUse}, C{allocated}, C{exhausted} (refused
+            allocations), C{releasedBye}, C{releasedSilence}, and the sums
+            over active sessions of C{packets}, C{bytes}, C{forwarded},
+            C{dropped}, plus the same totals of sessions already released
+            (C{packetsTotal}, ...).
+        """
+
+    def stop():
+        """
+        Release every session and stop forwarding.
+
+        @return: a L{Deferred} firing once every relay socket is closed.
         """

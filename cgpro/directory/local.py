@@ -124,6 +124,9 @@ class Directory(ListsMixin, AccountsMixin, ObjectsMixin):
         self.server = {}
         self._accountCache = OrderedDict()
         self.folderObservers = []
+        # bumped by every change of a server-wide dictionary, so modules can
+        # cache their parsed settings and notice a change in O(1)
+        self.serverGeneration = 0
         self.load()
 
     # -- loading ------------------------------------------------------------
@@ -283,9 +286,11 @@ class Directory(ListsMixin, AccountsMixin, ObjectsMixin):
         old = self.server[name]
         new = settings.applyUpdate(old, value) if update else dict(value)
         self.server[name] = new
+        self.serverGeneration += 1
 
         def rollback():
             self.server[name] = old
+            self.serverGeneration += 1
 
         return self._commit(self.storage.saveServerSettings(name, new), rollback)
 

@@ -31,7 +31,9 @@ from zope.interface import implementer
 from cgpro.sip.address import DEFAULT_PORTS, Peer
 from cgpro.sip.callrules import SignalInfo
 from cgpro.sip.headers import splitQuoted
+from cgpro.core.interfaces import MediaExhausted
 from cgpro.sip.interfaces import IClientTransactionUser
+from cgpro.sip.mediaproxy import MediaProxy
 from cgpro.sip.responses import BRANCH_MAGIC, makeResponse, randomToken
 from cgpro.sip.uri import SIPParseError, SIPURI, parseURI
 
@@ -70,13 +72,14 @@ class Target:
     @ivar q: the q-value (ordering only).
     """
 
-    __slots__ = ("uri", "destination", "route", "q")
+    __slots__ = ("uri", "destination", "route", "q", "nat")
 
-    def __init__(self, uri, destination=None, route=(), q=1.0):
+    def __init__(self, uri, destination=None, route=(), q=1.0, nat=False):
         self.uri = uri
         self.destination = destination
         self.route = list(route)
         self.q = q
+        self.nat = nat
 
     def key(self):
         return str(self.uri).lower()
@@ -137,11 +140,13 @@ class ProxyCore:
         self.calls = {}
         self.forwarded = 0
         self.failedRoutes = 0
+        self.media = MediaProxy(stack)
 
     def stop(self):
         for call in list(self.calls.values()):
             call.abandon()
         self.calls.clear()
+        self.media.stop()
 
     # -- entry points ------------------------------------------------------
 
@@ -174,7 +179,7 @@ class ProxyCore:
                             inDialog=True)
             return
         uri = request.requestURI
-        domain = stack.localDomain(uri.host)
+        domain = stack.localDomain(uri.host, uri.port, _transportOf(uri))
         if inDialog and (domain is None or uri.user is None):
             self._startCall(st, request, loopHash, [[Target(uri, peerForURI(uri))]],
                             inDialog=True)
@@ -349,7 +354,11 @@ class ProxyCore:
         if module == "PBX":
             raise RoutingFailed(480, "Application %s is not available" % (route.app,))
         if module == "SIP":
-            uri = _targetURI(route.address, request)
+            original = request.requestURI
+            if route.address.lower() == addressOf(original).lower():
+                uri = original  # not rewritten: keep its port and parameters
+            else:
+                uri = _targetURI(route.address, request)
             return [[Target(uri, peerForURI(uri) or _Resolve(uri))]], None, None
         if module == "LOCAL":
             account = route.account
@@ -414,6 +423,7 @@ class ProxyCore:
                 continue
             destination = peerForURI(uri)
             source = binding.source
+            nat = False
             if source is not None and (
                     source.reliable or destination is None
                     or destination.host != source.host
@@ -421,8 +431,9 @@ class ProxyCore:
                         and destination.port != source.port)):
                 # behind NAT, or on a connection the device opened: use the
                 # flow the REGISTER arrived on (RFC 5626)
+                nat = destination is None or destination.host != source.host
                 destination = source
-            target = Target(uri, destination or _Resolve(uri), binding.path, binding.q)
+            target = Target(uri, destination or _Resolve(uri), binding.path, binding.q, nat)
             if last is not None and binding.q == last:
                 groups[-1].append(target)
             else:
@@ -505,8 +516,41 @@ class ProxyCore:
             self.stack.respond(st, 480)
             return
         call = ProxyCall(self, st, request, loopHash, groups, plan, account, inDialog)
+        if not self._anchorMedia(call, groups):
+            return
         self.calls[st] = call
         call.start()
+
+    def _anchorMedia(self, call, groups):
+        """
+        Put the call's media through the relay when it needs it (see
+        L{cgpro.sip.mediaproxy}); release it on BYE.
+
+        @return: whether the call goes on (not when the relay is full).
+        """
+        request = call.request
+        media = self.media
+        if call.inDialog:
+            anchor = media.anchors.get(request.callId)
+            if anchor is not None:
+                if request.method == "BYE":
+                    media.release(request.callId)
+                else:
+                    call.anchor = anchor
+                    call.side = media.sideOf(anchor, request)
+            return True
+        natTargets = any(t.nat for group in groups for t in group)
+        if not media.wanted(request, call.st.source, natTargets):
+            return True
+        try:
+            call.anchor = media.anchor(request)
+        except MediaExhausted as e:
+            log.warn("SIP: call {callId} refused: {error}", callId=request.callId,
+                     error=str(e))
+            self.stack.respond(call.st, 503, "Media relay exhausted")
+            return False
+        call.side = 0
+        return True
 
     def forget(self, call):
         if self.calls.get(call.st) is call:
@@ -596,6 +640,8 @@ class ProxyCall:
         self.stageDone = set()
         self.invite = request.method == "INVITE"
         self.local = set()
+        self.anchor = None
+        self.side = 0
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -685,6 +731,8 @@ class ProxyCall:
             self._recordRoute(request, destination)
         if self.stack.settings.fixNATContact:
             fixContact(request, self.st.source)
+        if self.anchor is not None:
+            self.proxy.media.rewrite(self.anchor, request, self.side, destination)
         return request
 
     def _recordRoute(self, request, destination):
@@ -702,6 +750,8 @@ class ProxyCall:
 
     def branchResponse(self, branch, response):
         code = response.code
+        if self.anchor is not None and code < 300 and code != 100:
+            self.proxy.media.rewrite(self.anchor, response, 1 - self.side, self.st.source)
         if code < 200:
             branch.provisional = True
             if code == 100 or self.finished:
@@ -906,6 +956,8 @@ class ProxyCall:
     def _finish(self, response):
         if self.finished:
             return
+        if self.anchor is not None and not self.inDialog and response.code >= 300:
+            self.proxy.media.release(self.request.callId)
         self.finished = True
         self._stopTimers()
         if not self.st.isFinal():

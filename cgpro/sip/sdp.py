@@ -151,7 +151,8 @@ def behindNAT(description, source):
     """
     @return: whether the media addresses of C{description} cannot be what
         the packets of C{source} (a L{cgpro.sip.address.Peer}) come from:
-        a private address, or an address of another family than the source.
+        a private address other than the source's, or an address of another
+        family than the source (IPv4/IPv6 bridging).
     """
     for stream in description.streams:
         if stream.port == 0 or not stream.address:
@@ -163,10 +164,7 @@ def behindNAT(description, source):
             continue
         if media.version != peer.version:
             return True
-        if media != peer and media.is_private and not media.is_loopback \
-                and not peer.is_private:
-            return True
-        if media != peer and media.is_private and not media.is_loopback \
-                and peer.is_loopback:
+        if media != peer and media.is_private and not media.is_loopback:
+            # a private media address the signalling does not come from
             return True
     return False

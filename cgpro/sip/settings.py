@@ -9,7 +9,7 @@ apply without a restart; the transport ones (message size, idle timeout,
 advertised address) apply to new connections.
 """
 
-from cgpro.core.modulesettings import ModuleSettings, count, duration, yes
+from cgpro.core.modulesettings import ModuleSettings, choice, count, duration, yes
 
 #: Built-in defaults of module C{SIP}.
 DEFAULTS = {
@@ -46,6 +46,9 @@ DEFAULTS = {
     "FixNATContact": "YES",
     # Redirect targets from 3xx responses followed per call.
     "MaxRedirects": "5",
+    # Relay a call's media through the server: NAT (when a party is behind
+    # NAT or the address families differ), Always, or Never.
+    "MediaProxy": "NAT",
 }
 
 
@@ -71,6 +74,7 @@ class SIPSettings(ModuleSettings):
         "LocalHosts": ("localHosts", lambda v: _names(v)),
         "FixNATContact": ("fixNATContact", yes),
         "MaxRedirects": ("maxRedirects", count),
+        "MediaProxy": ("mediaProxy", choice("Never", "NAT", "Always")),
     }
 
 

@@ -79,8 +79,8 @@ class SIPStack(service.Service):
         self.reactor = reactor if reactor is not None else context.reactor
         self.directory = context.directory
         self.router = context.router
-        self.settings = SIPSettings.load(self.directory)
-        settings = self.settings
+        self._settings = settings = SIPSettings.load(self.directory)
+        self._settingsAt = getattr(self.directory, "serverGeneration", None)
         self.wheel = TimerWheel(self.reactor, resolution=0.05)
         self.slowWheel = TimerWheel(self.reactor, resolution=1.0)
         tls = getattr(context, "tls", None)
@@ -115,6 +115,34 @@ class SIPStack(service.Service):
         self._localHosts = None
         self._ports = set()
         self._addresses = set()
+
+    @property
+    def settings(self):
+        """
+        The module settings, read again when a server-wide dictionary
+        changed (the directory's C{serverGeneration}), so that
+        C{UPDATEMODULE SIP} applies to the next request without a restart
+        and without a parse per request.
+        """
+        generation = getattr(self.directory, "serverGeneration", None)
+        if generation != self._settingsAt:
+            self._settingsAt = generation
+            fresh = SIPSettings.load(self.directory)
+            if fresh.raw != self._settings.raw:
+                self._settings = fresh
+                self._localHosts = None
+                self._applySettings(fresh)
+        return self._settings
+
+    def _applySettings(self, settings):
+        """Pass changed settings on to the registrar and the authenticator."""
+        registrar = self.registrar
+        registrar.minExpires = settings.minExpires
+        registrar.maxExpires = settings.maxExpires
+        registrar.defaultExpires = settings.defaultExpires
+        registrar.requireAuth = settings.requireRegisterAuth
+        self.location.maxPerAOR = settings.maxContacts
+        self.authenticator.nonceLifetime = settings.nonceLifetime or 300
 
     # -- service -----------------------------------------------------------
 
@@ -182,8 +210,10 @@ class SIPStack(service.Service):
             port = 5061 if transport == "TLS" else 5060
         return port in self._ports or not self._ports
 
-    def localDomain(self, host):
+    def localDomain(self, host, port=None, transport="UDP"):
         """
+        @param port: the URI's port: an address of this server with a port
+            it does not listen on is another program on this host, not us.
         @return: the local Domain a Request-URI host names (the Main Domain
             for this server's own addresses), or L{None}.
         """
@@ -191,6 +221,8 @@ class SIPStack(service.Service):
             return None
         host = host.lower().strip("[]")
         if self.isLocalHost(host):
+            if port is not None and not self.isLocalPort(port, transport):
+                return None
             return self.directory.mainDomain
         try:
             found = self.directory.domainFor(host)
