@@ -249,3 +249,40 @@ def writeLog(session, args):
     args.end()
     requireServerAdmin(session, "Monitors")
     log.info("WRITELOG by {user} [{level}]: {text}", user=session.user, level=level, text=text)
+
+
+# -- media relay (cgpro's own) ----------------------------------------------------------
+
+def _plain(value):
+    """Monitoring figures in data-format terms: addresses as C{host:port}."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):
+        return "%s:%d" % value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _media(session):
+    media = getattr(session.server, "media", None)
+    if media is None:
+        raise CLIError("the media relay is not running")
+    return media
+
+
+@command("GETMEDIASTATS")
+def getMediaStats(session, args):
+    """GETMEDIASTATS: the relay's totals (sessions, ports, packets, drops)."""
+    args.end()
+    requireServerAdmin(session, "Settings")
+    return _plain(_media(session).stats())
+
+
+@command("LISTMEDIASESSIONS")
+def listMediaSessions(session, args):
+    """LISTMEDIASESSIONS: every relayed call with its per-leg figures."""
+    args.end()
+    requireServerAdmin(session, "Settings")
+    return [{"CallID": s.callId, "Address": s.localAddress, "Legs": _plain(s.stats())}
+            for s in _media(session).sessions()]

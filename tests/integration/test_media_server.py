@@ -6,16 +6,19 @@ that send and check real RTP at both ends, move one side with a re-INVITE,
 hang up, and leave a call silent.
 """
 
+import os
 import re
 import socket
 import struct
 import time
+import unittest
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from cgpro.sip.message import parseMessage
 from tests.support.server import startServer
-from tests.support.sip import UDPAgent, sipPort
+from tests.support.sip import (
+    BackgroundSipp, UDPAgent, freeUDPPort, haveSipp, runSipp, scenario, sipPort)
 
 PASSWORD = "pw-Secret1"
 MEDIA = "41000-41099"
@@ -184,6 +187,11 @@ class MediaRelayTests(SynchronousTestCase):
         self.assertTrue(bobMedia.silent(0.3), "the old socket no longer gets media")
 
         # alice hangs up: the relay lets the ports go
+        sessions = self.cli.command("LISTMEDIASESSIONS")
+        self.assertEqual(len(sessions), 1)
+        legs = sessions[0]["Legs"]
+        self.assertEqual(int(legs[0]["packets"]), 6)    # from alice
+        self.assertEqual(int(legs[1]["packets"]), 6)    # from bob, both sockets
         bobContact = str(ok.contact[0].uri)
         inDialog(self.alice, "BYE", bobContact, ok.getHeaders("Record-Route"),
                  invite.fromAddr.tag, ok.toAddr.tag, "bob", invite.callId, 2)
@@ -191,6 +199,9 @@ class MediaRelayTests(SynchronousTestCase):
         self.bob.answer(bye, peer, 200)
         self.assertEqual(self.alice.receive().code, 200)
         time.sleep(0.2)
+        self.assertEqual(self.cli.command("LISTMEDIASESSIONS"), [])
+        stats = self.cli.command("GETMEDIASTATS")
+        self.assertEqual(int(stats["releasedBye"]), 1)
         aliceMedia.send(toBob, 8)
         self.assertTrue(moved.silent(0.5))
 
@@ -208,6 +219,49 @@ class MediaRelayTests(SynchronousTestCase):
         self.assertTrue(bobMedia.silent(0.5))
         aliceMedia.send(toBob, 2)
         self.assertEqual(bobMedia.receive(), 2)
+
+
+PCAP = "/usr/share/sip-tester/g711a.pcap"
+
+
+@unittest.skipUnless(haveSipp() and os.path.exists(PCAP), "SIPp with its pcap files is needed")
+class SIPpMediaTests(SynchronousTestCase):
+    """
+    Two SIPp endpoints: the caller plays G.711 audio, the callee echoes it
+    (-rtp_echo); both directions pass through the relay.
+    """
+
+    def test_audioBothWays(self):
+        """
+        During the call the relay has received packets from both SIPp
+        endpoints and forwarded them to the other.
+        """
+        server = startServer(self, extraArgs=["--media-ports", MEDIA])
+        cli = server.client()
+        for name in ("alice", "bob"):
+            cli.createAccount("%s@main.dom" % name, {"Password": PASSWORD})
+        cli.command("UPDATEMODULE", "SIP", {"MediaProxy": "Always"})
+        port = sipPort(server)
+        bobPort = freeUDPPort()
+        result = runSipp(scenario("register_auth.xml"), port, bobPort, user="bob",
+                         password=PASSWORD)
+        self.assertEqual(result.returncode, 0, result.stdout[-2000:])
+        uas = BackgroundSipp(scenario("uas_answer.xml"), port, bobPort, user="bob",
+                             extra=["-rtp_echo", "-mp", str(freeUDPPort())])
+        self.addCleanup(uas.stop)
+        uac = BackgroundSipp(scenario("uac_call_rtp.xml", PCAP=PCAP), port, freeUDPPort(),
+                             user="alice", service="bob", extra=["-mp", str(freeUDPPort())])
+        self.addCleanup(uac.stop)
+        time.sleep(2.5)
+        sessions = cli.command("LISTMEDIASESSIONS")
+        self.assertEqual(len(sessions), 1, sessions)
+        caller, callee = sessions[0]["Legs"]
+        self.assertGreater(int(caller["packets"]), 20)
+        self.assertGreater(int(callee["packets"]), 20)
+        self.assertGreater(int(caller["forwarded"]), 20)
+        self.assertGreater(int(callee["forwarded"]), 20)
+        self.assertEqual(uac.wait(), 0, uac.errors())
+        self.assertEqual(uas.wait(), 0, uas.errors())
 
 
 class MediaSilenceTests(SynchronousTestCase):
