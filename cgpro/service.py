@@ -155,6 +155,10 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     context = ServerContext(directory, router, reactor, base, mediaPorts=media,
                             portOffset=portOffset, tls=tls, writer=writer)
     queue = buildMail(context, storage)
+    # before the listeners: their builders take the relay and the stack
+    # from the context
+    media = buildMedia(context)
+    signal = buildSignal(context)
     try:
         listeners = ListenerManager(
             table,
@@ -174,8 +178,8 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     root.context = context
     WriterService(writer).setServiceParent(root)
     queue.setServiceParent(root)
-    buildMedia(context).setServiceParent(root)
-    buildSignal(context).setServiceParent(root)
+    media.setServiceParent(root)
+    signal.setServiceParent(root)
     listeners.setServiceParent(root)
     return root
 
@@ -189,9 +193,8 @@ def buildMedia(context):
 
     @return: the relay (a service: stopping it releases every session).
     """
-    from cgpro.media.relay import MediaRelay
-
     from cgpro.core import dataformat
+    from cgpro.media.relay import MediaRelay
 
     main = context.directory.getServerDict("Main")
     silence = dataformat.parseDuration(main.get("MediaIdleTimeout", "60s")) or 60

@@ -101,9 +101,7 @@ class SIPStack(service.Service):
         self.authenticator = DigestAuthenticator(
             self.directory, self.reactor,
             nonceLifetime=settings.nonceLifetime or 300,
-            # MD5 first: SIPp and many phones answer only the first
-            # challenge; SHA-256 (RFC 8760) is offered second
-            algorithms=("MD5", "SHA-256"))
+            algorithms=settings.digestAlgorithms)
         self.registrar = Registrar(
             self.directory, self.location, self.authenticator, self.reactor,
             minExpires=settings.minExpires, maxExpires=settings.maxExpires,
@@ -143,6 +141,7 @@ class SIPStack(service.Service):
         registrar.requireAuth = settings.requireRegisterAuth
         self.location.maxPerAOR = settings.maxContacts
         self.authenticator.nonceLifetime = settings.nonceLifetime or 300
+        self.authenticator.algorithms = settings.digestAlgorithms
 
     # -- service -----------------------------------------------------------
 
@@ -246,6 +245,7 @@ class SIPStack(service.Service):
         self.transactions.messageReceived(message, source)
 
     def requestReceived(self, transaction, request):
+        self.settings  # picks up UPDATEMODULE SIP (an O(1) check)
         method = request.method
         self.requests[method] = self.requests.get(method, 0) + 1
         try:

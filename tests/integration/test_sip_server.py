@@ -270,3 +270,24 @@ class SipsakTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0, result.stdout)
         self.assertIn(b"SIP/2.0 200 OK", result.stdout)
         self.assertEqual(device.wait(), 0, device.errors())
+
+
+class DigestAlgorithmTests(SynchronousTestCase):
+    """
+    The challenged digest algorithms follow the DigestAlgorithms setting.
+    """
+
+    def test_sha256(self):
+        """
+        MD5 alone by default; with SHA-256 added over the CLI the next 401
+        offers both and a SHA-256 answer registers.
+        """
+        server, cli, port = sipServer(self, accounts=("alice",))
+        agent = UDPAgent(port)
+        self.addCleanup(agent.close)
+        agent.request("REGISTER", "sip:main.dom")
+        challenge = agent.receive()
+        self.assertEqual([c.split("algorithm=")[1].split(",")[0]
+                          for c in challenge.getHeaders("WWW-Authenticate")], ["MD5"])
+        cli.command("UPDATEMODULE", "SIP", {"DigestAlgorithms": ["SHA-256", "MD5"]})
+        self.assertEqual(agent.register(PASSWORD, algorithm="SHA-256").code, 200)

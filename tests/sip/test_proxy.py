@@ -18,7 +18,7 @@ from cgpro.core.files import DurableWriter
 from cgpro.core.router import Router
 from cgpro.sip.address import Peer
 from cgpro.sip.interfaces import ISIPTransport
-from cgpro.sip.message import Request, Response, parseMessage
+from cgpro.sip.message import Response, parseMessage
 from cgpro.sip.stack import SIPStack
 from tests.support.directory import makeDirectory
 from tests.support.sip import digestResponse
