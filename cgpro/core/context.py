@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from cgpro import __version__
 from cgpro.core.interfaces import IServerContext
+from cgpro.core.stats import Catalog
 
 
 @implementer(IServerContext)
@@ -24,6 +25,7 @@ class ServerContext:
     @ivar tls: the L{cgpro.core.tls.ServerTLS} (certificate, options).
     @ivar queue: the L{IMessageQueue} (C{None} until the queue is built).
     @ivar mailStore: the L{IMailStore}.
+    @ivar stats: the L{cgpro.core.stats.Catalog} every module reports to.
     @ivar media: the L{IMediaRelay} (C{None} until it is built).
     @ivar signal: the SIP stack (C{None} until it is built).
     @ivar writer: the server's L{cgpro.core.files.DurableWriter}; every
@@ -46,5 +48,6 @@ class ServerContext:
         self.writer = writer
         self.signal = None
         self.media = None
+        self.stats = Catalog()
         self.version = __version__
         self.startTime = time.time()

@@ -309,6 +309,7 @@ class IServerContext(Interface):
     writer = Attribute("The L{cgpro.core.files.DurableWriter} of the base folder.")
     signal = Attribute("The SIP stack shared by every SIP listener, or C{None}.")
     media = Attribute("The L{IMediaRelay} calls are anchored in, or C{None}.")
+    stats = Attribute("The L{cgpro.core.stats.Catalog} of the server's figures.")
 
 
 # -- mail ---------------------------------------------------------------------
