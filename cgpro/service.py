@@ -198,11 +198,24 @@ def buildMedia(context):
 
     main = context.directory.getServerDict("Main")
     silence = dataformat.parseDuration(main.get("MediaIdleTimeout", "60s")) or 60
-    context.media = MediaRelay(context.reactor, portRange=context.mediaPorts,
-                               bindAddress=str(main.get("MediaAddress", "0.0.0.0")),
-                               silenceTimeout=silence,
-                               checkInterval=min(5, max(1, silence / 4)))
-    return context.media
+    relay = context.media = MediaRelay(context.reactor, portRange=context.mediaPorts,
+                                       bindAddress=str(main.get("MediaAddress", "0.0.0.0")),
+                                       silenceTimeout=silence,
+                                       checkInterval=min(5, max(1, silence / 4)))
+    catalog = context.stats
+
+    def total(key):
+        return lambda: relay.stats()[key] + relay.stats()[key + "Total"]
+
+    def lost():
+        return sum(leg["lost"] for session in relay.sessions() for leg in session.stats())
+
+    catalog.callback("cgpro_media_sessions", lambda: relay.stats()["sessions"])
+    catalog.callback("cgpro_media_packets_total", total("packets"))
+    catalog.callback("cgpro_media_bytes_total", total("bytes"))
+    catalog.callback("cgpro_media_dropped_total", total("dropped"))
+    catalog.callback("cgpro_media_lost_total", lost)
+    return relay
 
 
 def buildSignal(context):

@@ -140,6 +140,7 @@ class ProxyCore:
         self.calls = {}
         self.forwarded = 0
         self.failedRoutes = 0
+        self.callCounter = None
         self.media = MediaProxy(stack)
 
     def stop(self):
@@ -518,6 +519,8 @@ class ProxyCore:
         call = ProxyCall(self, st, request, loopHash, groups, plan, account, inDialog)
         if not self._anchorMedia(call, groups):
             return
+        if call.invite and not inDialog and self.callCounter is not None:
+            self.callCounter.inc()
         self.calls[st] = call
         call.start()
 

@@ -90,7 +90,7 @@ class SIPStack(service.Service):
                 idleTimeout=settings.idleTimeout or 300,
                 clientTLS=getattr(tls, "clientOptions", None),
                 advertised=settings.advertisedAddress or None)
-        self.transport = transport
+        self.transport = _CountingTransport(transport, context)
         self.transport.messageHandler = self._messageReceived
         self.transactions = TransactionLayer(self.reactor, self.transport, self,
                                              wheel=self.wheel)
@@ -111,6 +111,7 @@ class SIPStack(service.Service):
         self.proxy = ProxyCore(self)
         self.requests = {}
         self._localHosts = None
+        self._registerStats(getattr(context, "stats", None))
         self._ports = set()
         self._addresses = set()
 
@@ -142,6 +143,35 @@ class SIPStack(service.Service):
         self.location.maxPerAOR = settings.maxContacts
         self.authenticator.nonceLifetime = settings.nonceLifetime or 300
         self.authenticator.algorithms = settings.digestAlgorithms
+
+    def _registerStats(self, catalog):
+        """
+        Report to the server's catalog: requests by method (counted as they
+        arrive), responses by class (L{_CountingTransport}), and the live
+        figures read at collection time.
+        """
+        self._requestCounter = None
+        if catalog is None:
+            return
+        self._requestCounter = catalog.counter("cgpro_sip_requests_total")
+        self._methodCounters = {}
+        layer = self.transactions
+        catalog.callback("cgpro_sip_transactions",
+                         lambda: {("server",): layer.serverCount,
+                                  ("client",): layer.clientCount})
+        catalog.callback("cgpro_sip_registrations", self.location.count)
+        catalog.callback("cgpro_sip_calls_active", lambda: len(self.proxy.calls))
+        self.proxy.callCounter = catalog.counter("cgpro_sip_calls_total")
+
+    def _countRequest(self, method):
+        counter = self._methodCounters.get(method)
+        if counter is None:
+            if len(self._methodCounters) >= 32:  # methods come from the wire
+                method = "other"
+            counter = self._methodCounters.get(method)
+            if counter is None:
+                counter = self._methodCounters[method] = self._requestCounter.labels(method)
+        counter.inc()
 
     # -- service -----------------------------------------------------------
 
@@ -248,6 +278,8 @@ class SIPStack(service.Service):
         self.settings  # picks up UPDATEMODULE SIP (an O(1) check)
         method = request.method
         self.requests[method] = self.requests.get(method, 0) + 1
+        if self._requestCounter is not None:
+            self._countRequest(method)
         try:
             self._dispatch(transaction, request)
         except Exception as e:
@@ -287,6 +319,8 @@ class SIPStack(service.Service):
 
     def ackReceived(self, request, source):
         self.requests["ACK"] = self.requests.get("ACK", 0) + 1
+        if self._requestCounter is not None:
+            self._countRequest("ACK")
         try:
             self.proxy.forwardAck(request, source)
         except Exception:
@@ -294,6 +328,8 @@ class SIPStack(service.Service):
 
     def cancelReceived(self, transaction, cancel):
         self.requests["CANCEL"] = self.requests.get("CANCEL", 0) + 1
+        if self._requestCounter is not None:
+            self._countRequest("CANCEL")
         self.proxy.cancelled(transaction)
 
     def strayResponse(self, response, source):
@@ -316,6 +352,29 @@ class SIPStack(service.Service):
         """Answer C{transaction} with a response made from its request."""
         transaction.respond(makeResponse(transaction.request, code, reason,
                                          toTag=transaction.toTag, headers=headers))
+
+
+class _CountingTransport:
+    """
+    The transport as the stack's layers see it: every call goes to the real
+    one, and each response sent is counted by class
+    (C{cgpro_sip_responses_total}), whichever layer sends it.
+    """
+
+    def __init__(self, transport, context):
+        self._transport = transport
+        catalog = getattr(context, "stats", None)
+        counter = catalog.counter("cgpro_sip_responses_total") if catalog else None
+        self._classes = ([counter.labels("%dxx" % n) for n in range(7)]
+                         if counter is not None else None)
+
+    def sendResponse(self, response, source):
+        if self._classes is not None:
+            self._classes[min(response.code // 100, 6)].inc()
+        return self._transport.sendResponse(response, source)
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
 
 
 def isPrivate(host):

@@ -501,3 +501,26 @@ class ServerRuleTests(ProxyTestsMixin, SynchronousTestCase):
         self.receive(invite())
         self.assertEqual(self.answers()[-1], 403)
         self.assertEqual(self.sent(), [])
+
+
+class StatisticsTests(ProxyTestsMixin, SynchronousTestCase):
+    """
+    The stack reports to the server's catalog (C{context.stats}).
+    """
+
+    def test_counters(self):
+        """
+        Requests are counted by method, responses by class, proxied calls,
+        registrations and live transactions are read from the stack.
+        """
+        stats = self.stack.context.stats
+        self.bind("bob", "sip:bob@203.0.113.1:5060")
+        self.receive(invite())
+        self.receive(invite(user="nobody", branch="z9hG4bKother", callId="c2"))
+        self.assertEqual(stats.element("cgpro_sip_requests_total/INVITE"), 2)
+        self.assertEqual(stats.element("cgpro_sip_responses_total/1xx"), 1)  # 100 Trying
+        self.assertEqual(stats.element("cgpro_sip_responses_total/4xx"), 1)
+        self.assertEqual(stats.element("cgpro_sip_calls_total"), 1)
+        self.assertEqual(stats.element("cgpro_sip_calls_active"), 1)
+        self.assertEqual(stats.element("cgpro_sip_registrations"), 1)
+        self.assertEqual(stats.element("cgpro_sip_transactions/client"), 1)
