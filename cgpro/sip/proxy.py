@@ -23,7 +23,9 @@ environment exists a call routed to one is answered 480 with the reason.
 """
 
 import hashlib
+import hmac
 import ipaddress
+import os
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -142,6 +144,7 @@ class ProxyCore:
         self.failedRoutes = 0
         self.callCounter = None
         self.media = MediaProxy(stack)
+        self._secret = os.urandom(16)
 
     def stop(self):
         for call in list(self.calls.values()):
@@ -168,12 +171,14 @@ class ProxyCore:
         if require:
             stack.respond(st, 420, headers=[("Unsupported", require)])
             return
-        self._preprocessRoute(request)
+        signed = self._preprocessRoute(request)
         inDialog = request.toAddr.tag is not None
         if request.route:
             uri = request.route[0].uri
             if not isinstance(uri, SIPURI):
                 stack.respond(st, 416)
+                return
+            if not signed and not self._mayRelay(st, request):
                 return
             self._startCall(st, request, loopHash,
                             [[Target(request.requestURI, peerForURI(uri) or _Resolve(uri))]],
@@ -182,6 +187,8 @@ class ProxyCore:
         uri = request.requestURI
         domain = stack.localDomain(uri.host, uri.port, _transportOf(uri))
         if inDialog and (domain is None or uri.user is None):
+            if domain is None and not signed and not self._mayRelay(st, request):
+                return
             self._startCall(st, request, loopHash, [[Target(uri, peerForURI(uri))]],
                             inDialog=True)
             return
@@ -201,6 +208,39 @@ class ProxyCore:
         self._startCall(st, request, loopHash, groups, plan=plan, account=account,
                         inDialog=inDialog)
 
+    def _mayRelay(self, st, request):
+        """
+        A request to go to another system without passing our Router: one
+        with a Route set we did not Record-Route (pre-loaded, or forged),
+        or inside a dialog we do not know.  Only Client IPs and
+        authenticated users may do that; the others are asked for
+        credentials (407), so the proxy is never an open relay.
+
+        @return: whether to forward it (if not, it has been answered).
+        """
+        stack = self.stack
+        if stack.isClient(st.source.host):
+            return True
+        result = stack.authenticator.verify(request, self._realm(request), proxy=True)
+        if result.status == "ok":
+            return True
+        if result.status == "failed":
+            log.info("SIP: wrong credentials for {user} from {source}",
+                     user=result.username, source=st.source)
+        self.failedRoutes += 1
+        stack.respond(st, 407, headers=stack.authenticator.challenge(
+            self._realm(request), proxy=True))
+        return False
+
+    def routeToken(self, callId):
+        """
+        The tag our Record-Route carries for a dialog: an HMAC of its
+        Call-ID under this run's key, so that a Route naming us is taken as
+        "a dialog we Record-Routed" only if we really did.
+        """
+        return hmac.new(self._secret, callId.encode("utf-8", "surrogateescape"),
+                        hashlib.sha256).hexdigest()[:12]
+
     def cancelled(self, st):
         """The caller CANCELled the INVITE of C{st}."""
         call = self.calls.get(st)
@@ -214,7 +254,7 @@ class ProxyCore:
         Forward an ACK for a 2xx along its Route set, statelessly (RFC
         3261 section 16.11): it has no transaction and no response.
         """
-        self._preprocessRoute(request)
+        signed = self._preprocessRoute(request)
         if request.maxForwards is not None and request.maxForwards <= 0:
             return
         self._decrementMaxForwards(request)
@@ -226,6 +266,8 @@ class ProxyCore:
                 return  # for us: nothing to do
         if not isinstance(uri, SIPURI):
             return
+        if not signed and not self.stack.isClient(source.host):
+            return  # not a dialog of ours: an ACK cannot be challenged
         destination = peerForURI(uri)
         if destination is None:
             self.reactor.resolve(uri.host).addCallbacks(
@@ -260,12 +302,15 @@ class ProxyCore:
         RFC 3261 section 16.4: undo a strict router's Request-URI, and
         remove the Route entries that name us (one, or two when we
         Record-Routed twice to bridge transports).
+
+        @return: whether a removed entry carried our token for this dialog
+            (L{routeToken}).
         """
         stack = self.stack
         uri = request.requestURI
         routes = request.route
         if not routes:
-            return
+            return False
         if (isinstance(uri, SIPURI) and stack.isLocalHost(uri.host)
                 and uri.hasParam("lr") and uri.user is None):
             # a strict router put our Record-Route into the Request-URI
@@ -274,16 +319,22 @@ class ProxyCore:
             self._setRoutes(request, routes[:-1])
             routes = request.route
         removed = 0
+        signed = False
+        token = None
         while routes and removed < 2:
             first = routes[0].uri
             if (isinstance(first, SIPURI) and stack.isLocalHost(first.host)
                     and stack.isLocalPort(first.port, _transportOf(first))):
+                if token is None:
+                    token = self.routeToken(request.callId)
+                signed = signed or hmac.compare_digest(first.getParam("cgp") or "", token)
                 routes = routes[1:]
                 removed += 1
             else:
                 break
         if removed:
             self._setRoutes(request, routes)
+        return signed
 
     def _setRoutes(self, request, routes):
         request.removeHeader("Route")
@@ -721,7 +772,13 @@ class ProxyCall:
     def _branchRequest(self, target, destination):
         """Copy the request for one branch (RFC 3261 section 16.6)."""
         original = self.request
-        request = type(original)(original.method, target.uri, original.version,
+        uri = target.uri
+        if getattr(uri, "headers", None):
+            # RFC 3261 section 19.1.5: headers of a Contact URI are not part
+            # of a Request-URI; a device may not inject headers into calls
+            uri = SIPURI(uri.scheme, uri.user, uri.host, uri.port, uri.params, None,
+                         uri.password)
+        request = type(original)(original.method, uri, original.version,
                                  None, original.body)
         request.headers = [list(h) for h in original.headers]
         self.proxy._decrementMaxForwards(request)
@@ -740,9 +797,10 @@ class ProxyCall:
 
     def _recordRoute(self, request, destination):
         transport = self.stack.transport
-        outbound = _rrURI(transport.localAddress(destination), destination.transport)
+        token = self.proxy.routeToken(request.callId)
+        outbound = _rrURI(transport.localAddress(destination), destination.transport, token)
         source = self.st.source
-        inbound = _rrURI(transport.localAddress(source), source.transport)
+        inbound = _rrURI(transport.localAddress(source), source.transport, token)
         values = [outbound] if inbound == outbound else [outbound, inbound]
         existing = request.getHeaders("Record-Route")
         request.removeHeader("Record-Route")
@@ -995,12 +1053,12 @@ def _better(response, best):
     return a in actionable and b not in actionable
 
 
-def _rrURI(hostport, transport):
+def _rrURI(hostport, transport, token):
     host, port = hostport
     if ":" in host:
         host = "[%s]" % (host,)
     suffix = "" if transport == "UDP" else ";transport=%s" % (transport.lower(),)
-    return "<sip:%s:%d%s;lr>" % (host, port, suffix)
+    return "<sip:%s:%d%s;lr;cgp=%s>" % (host, port, suffix, token)
 
 
 def fixContact(message, peer):

@@ -90,8 +90,8 @@ class SIPStack(service.Service):
                 idleTimeout=settings.idleTimeout or 300,
                 clientTLS=getattr(tls, "clientOptions", None),
                 advertised=settings.advertisedAddress or None)
+        transport.messageHandler = self._messageReceived
         self.transport = _CountingTransport(transport, context)
-        self.transport.messageHandler = self._messageReceived
         self.transactions = TransactionLayer(self.reactor, self.transport, self,
                                              wheel=self.wheel)
         folder = os.path.join(context.base, "SIP")
@@ -106,7 +106,8 @@ class SIPStack(service.Service):
             self.directory, self.location, self.authenticator, self.reactor,
             minExpires=settings.minExpires, maxExpires=settings.maxExpires,
             defaultExpires=settings.defaultExpires,
-            requireAuth=settings.requireRegisterAuth)
+            requireAuth=settings.requireRegisterAuth,
+            failureLimit=settings.authFailuresPerMinute or 10)
         self.rules = SignalRules(self.directory)
         self.proxy = ProxyCore(self)
         self.requests = {}
@@ -140,6 +141,7 @@ class SIPStack(service.Service):
         registrar.maxExpires = settings.maxExpires
         registrar.defaultExpires = settings.defaultExpires
         registrar.requireAuth = settings.requireRegisterAuth
+        registrar.throttle.limit = settings.authFailuresPerMinute or 10
         self.location.maxPerAOR = settings.maxContacts
         self.authenticator.nonceLifetime = settings.nonceLifetime or 300
         self.authenticator.algorithms = settings.digestAlgorithms
@@ -358,7 +360,8 @@ class _CountingTransport:
     """
     The transport as the stack's layers see it: every call goes to the real
     one, and each response sent is counted by class
-    (C{cgpro_sip_responses_total}), whichever layer sends it.
+    (C{cgpro_sip_responses_total}), whichever layer sends it.  Reading an
+    attribute reads the real transport's; set attributes on the real one.
     """
 
     def __init__(self, transport, context):

@@ -30,7 +30,7 @@ itself only when it fires (not on every read).
 
 import socket
 
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer
 from twisted.internet.protocol import (
     ClientFactory, DatagramProtocol, Protocol, ServerFactory)
 from twisted.logger import Logger
@@ -61,6 +61,7 @@ _SCANNED = {"via": "Via", "v": "Via", "from": "From", "f": "From",
 _NEEDED = frozenset(("Via", "From", "To", "Call-ID", "CSeq"))
 _KEEPALIVE = b"\r\n\t \x00"
 _MAX_REASON = 120
+_VERSION = "SIP/2.0"
 
 
 class TransportError(Exception):
@@ -149,9 +150,11 @@ def _scanHeaders(data):
 def _rejection(headers, code, reason):
     """
     Build the stateless answer to a message refused here: the copied
-    headers (all Vias, From, To with a tag added, Call-ID, CSeq) and
-    C{reason} as the phrase, cleaned so that nothing but printable text
-    of the parser's message reaches the peer.
+    headers (all Vias; the first From, To with a tag added, Call-ID and
+    CSeq, so that a request refused for repeating one, RFC 4475 multi01,
+    gets a well-formed answer) and C{reason} as the phrase, cleaned so
+    that nothing but printable text of the parser's message reaches the
+    peer.
 
     @rtype: L{bytes}
     """
@@ -159,13 +162,14 @@ def _rejection(headers, code, reason):
     reason = reason[:_MAX_REASON] or REASONS.get(code, "Bad Request")
     response = Response(code, reason)
     out = response.headers
-    seenTo = False
+    seen = set()
     for name, value in headers:
         if name in _NEEDED:
-            if name == "To":
-                if seenTo:
+            if name != "Via":
+                if name in seen:
                     continue
-                seenTo = True
+                seen.add(name)
+            if name == "To":
                 if ";tag=" not in value.lower().replace(" ", ""):
                     value = "%s;tag=%s" % (value, newTag())
             out.append([name, value])
@@ -233,7 +237,7 @@ class _Refuse(Protocol):
         self.transport.abortConnection()
 
 
-@implementer(IHandshakeListener)
+@implementer(IHandshakeListener, IPushProducer)
 class _StreamProtocol(Protocol):
     """
     One TCP or TLS connection, accepted or opened by us.
@@ -242,6 +246,12 @@ class _StreamProtocol(Protocol):
     table and flushes its queue) when TCP connects, or for TLS when the
     handshake completes, so that a failed handshake is reported to the
     error handler like a refused connection.
+
+    The protocol is the producer of its own transport, as Twisted's
+    C{HTTPChannel} is: when what we write to a peer that does not read
+    fills the transport's buffer, reading from that peer stops until the
+    buffer drains, so a client pipelining requests without reading the
+    answers meets TCP flow control instead of growing our memory.
 
     @ivar peer: the remote L{Peer}.
     @ivar outgoing: whether we opened it.
@@ -271,6 +281,7 @@ class _StreamProtocol(Protocol):
         """
         layer = self.layer
         layer._streams.add(self)
+        self.transport.registerProducer(self, True)
         self.lastActivity = layer.reactor.seconds()
         self.framer = StreamFramer(self._messageReceived, self._pingReceived,
                                    layer.maxSize)
@@ -290,6 +301,21 @@ class _StreamProtocol(Protocol):
             listener = self.factory.listener
             if not listener.port:  # a port-0 row: learn the bound port
                 listener.port = self.transport.getHost().port
+
+    def pauseProducing(self):
+        """
+        L{IPushProducer}: our writes to the peer are backing up; stop
+        reading its requests until they drain.
+        """
+        self.transport.pauseProducing()
+
+    def resumeProducing(self):
+        """L{IPushProducer}: the peer reads again; so do we."""
+        if not self.closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self):
+        """L{IPushProducer}: the connection is going; nothing to do."""
 
     def handshakeCompleted(self):
         """
@@ -898,6 +924,18 @@ class TransportLayer:
         400 once, by the layer that knows how to reach the sender, and the
         layers above can read any mandatory header without a try.
         """
+        if message.version != _VERSION:
+            # RFC 3261 section 21.5.6: 505 for a request of another SIP
+            # version (RFC 4475 badvers); a response is dropped.
+            reason = "SIP version %s not supported" % (message.version,)
+            self._bad(message.serialize(), source, reason)
+            if message.__class__ is Request and message.method != "ACK":
+                answer = _rejection(message.headers, 505, "Version Not Supported")
+                if connection is not None:
+                    connection.write(answer)
+                else:
+                    self._send(source, answer)
+            return
         if message.__class__ is Request:
             try:
                 message.validate()

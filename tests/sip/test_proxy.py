@@ -152,7 +152,8 @@ class ProxyRoutingTests(ProxyTestsMixin, SynchronousTestCase):
         self.assertEqual(sorted(d.host for _, d in branches), ["203.0.113.1", "203.0.113.2"])
         for request, _ in branches:
             self.assertEqual(request.maxForwards, 69)
-            self.assertEqual(request.getHeader("Record-Route"), "<sip:192.0.2.1:5060;lr>")
+            self.assertEqual(request.getHeader("Record-Route"),
+                             "<sip:192.0.2.1:5060;lr;cgp=%s>" % self.stack.proxy.routeToken("c1"))
             self.assertEqual(len(request.via), 2)
         self.assertEqual(self.answers(), [100])
         first, second = branches
@@ -280,7 +281,7 @@ class ProxyRoutingTests(ProxyTestsMixin, SynchronousTestCase):
         removed and it goes to the next hop.
         """
         data = invite(method="BYE", toTag="t2", extra=[
-            "Route: <sip:192.0.2.1:5060;lr>",
+            "Route: <sip:192.0.2.1:5060;lr;cgp=%s>" % self.stack.proxy.routeToken("c1"),
             "Route: <sip:203.0.113.8:5080;lr>"])
         self.stack._localHosts = None
         self.stack.settings.localHosts.append("192.0.2.1")
@@ -289,13 +290,48 @@ class ProxyRoutingTests(ProxyTestsMixin, SynchronousTestCase):
         self.assertEqual((destination.host, destination.port), ("203.0.113.8", 5080))
         self.assertEqual(request.getHeaders("Route"), ["<sip:203.0.113.8:5080;lr>"])
 
+    def test_noOpenRelay(self):
+        """
+        A request that names a foreign next hop without a dialog we
+        Record-Routed (a pre-loaded or forged Route, or a To tag with a
+        foreign Request-URI) is challenged, never forwarded; an ACK of that
+        kind is dropped.
+        """
+        self.stack._localHosts = None
+        self.stack.settings.localHosts.append("192.0.2.1")
+        forged = invite(method="MESSAGE", extra=["Route: <sip:192.0.2.1:5060;lr;cgp=bad>",
+                                                 "Route: <sip:203.0.113.8:5080;lr>"])
+        self.receive(forged)
+        self.assertEqual(self.answers()[-1], 407)
+        preloaded = invite(method="MESSAGE", branch="z9hG4bKpre",
+                           extra=["Route: <sip:203.0.113.8:5080;lr>"])
+        self.receive(preloaded)
+        self.assertEqual(self.answers()[-1], 407)
+        tagged = invite(method="MESSAGE", branch="z9hG4bKtag", toTag="x", host="203.0.113.8")
+        self.receive(tagged)
+        self.assertEqual(self.answers()[-1], 407)
+        ack = invite(method="ACK", toTag="x", extra=["Route: <sip:203.0.113.8:5080;lr>"])
+        self.receive(ack)
+        self.assertEqual(self.sent(), [])
+
+    def test_contactHeadersStripped(self):
+        """
+        Headers in a registered Contact URI do not reach the Request-URI.
+        """
+        self.bind("bob", "sip:bob@203.0.113.1:5060?Route=%3Csip:evil.example%3E")
+        self.receive(invite())
+        (request, _), = self.sent()
+        self.assertEqual(str(request.requestURI), "sip:bob@203.0.113.1:5060")
+        self.assertEqual(request.getHeaders("Route"), [])
+
     def test_ackForwarded(self):
         """
         The ACK for a 2xx is forwarded statelessly along its Route set.
         """
         self.stack._localHosts = None
         self.stack.settings.localHosts.append("192.0.2.1")
-        data = invite(method="ACK", toTag="t2", extra=["Route: <sip:192.0.2.1:5060;lr>"])
+        data = invite(method="ACK", toTag="t2", extra=[
+            "Route: <sip:192.0.2.1:5060;lr;cgp=%s>" % self.stack.proxy.routeToken("c1")])
         data = data.replace(b"sip:bob@main.dom SIP/2.0", b"sip:bob@203.0.113.1:5060 SIP/2.0", 1)
         self.receive(data)
         (request, destination), = self.sent()

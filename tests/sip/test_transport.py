@@ -11,6 +11,7 @@ and TCP sockets on 127.0.0.1.
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -325,6 +326,47 @@ class BadInputTests(LayerMixin, SynchronousTestCase):
         self.assertEqual(response.code, 400)
         self.assertIn("CSeq method", response.reason)
         self.assertEqual(self.delivered, [])
+
+    def test_otherVersion505(self):
+        """
+        A request of another SIP version (RFC 4475 badvers: C{SIP/7.0})
+        is answered with 505 to its source and not handed up; a response
+        of another version and an ACK are dropped without an answer.
+        """
+        self.datagram(request().replace(b" SIP/2.0\r\n", b" SIP/7.0\r\n", 1),
+                      ("10.0.0.7", 5099))
+        [(answer, address)] = self.udp.written
+        self.assertEqual(address, ("10.0.0.7", 5099))
+        response = parseMessage(answer)
+        self.assertEqual(response.code, 505)
+        self.assertEqual(response.callId, "call-1@example")
+        self.assertIsNotNone(response.toAddr.tag)
+        self.datagram(request(method="ACK").replace(b" SIP/2.0\r\n", b" SIP/7.0\r\n", 1))
+        self.datagram(RESPONSE.replace(b"SIP/2.0 200", b"SIP/7.0 200"))
+        self.assertEqual(len(self.udp.written), 1)
+        self.assertEqual(self.delivered, [])
+        self.assertEqual(self.layer.badMessages, 3)
+
+    def test_repeatedHeadersAnsweredOnce(self):
+        """
+        A request refused for two values of single-valued headers (RFC
+        4475 multi01) is answered with one From, To, Call-ID and CSeq,
+        the first of each, and every Via.
+        """
+        data = request(extraVia="SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK2").replace(
+            b"Content-Length: 0\r\n",
+            b"Call-ID: call-2@example\r\n"
+            b"CSeq: 2 OPTIONS\r\nFrom: <sip:x@example.com>;tag=x\r\n"
+            b"To: <sip:y@example.com>\r\nContent-Length: 0\r\n")
+        self.datagram(data)
+        [(answer, address)] = self.udp.written
+        response = parseMessage(answer)
+        self.assertEqual(response.code, 400)
+        self.assertEqual(response.getHeaders("Call-ID"), ["call-1@example"])
+        self.assertEqual(response.getHeaders("CSeq"), ["1 OPTIONS"])
+        self.assertEqual(response.getHeaders("From"), ["<sip:alice@example.com>;tag=a1"])
+        self.assertEqual(len(response.getHeaders("To")), 1)
+        self.assertEqual(len(response.via), 2)
 
     def test_invalidAckNotAnswered(self):
         """An invalid ACK is dropped: ACK is never answered."""
@@ -752,6 +794,26 @@ class LocalAddressTests(SynchronousTestCase):
 
 
 class ConnectionManagementTests(LayerMixin, SynchronousTestCase):
+    def test_flowControl(self):
+        """
+        A connection is the streaming producer of its own transport: when
+        the transport's buffer backs up (a peer that does not read its
+        answers), reading from that peer is paused, and resumed when the
+        buffer drains, unless the connection is closing by then.
+        """
+        protocol, transport = self.accept()
+        self.assertIs(transport.producer, protocol)
+        self.assertTrue(transport.streaming)
+        self.assertTrue(verifyObject(IPushProducer, protocol))
+        protocol.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        protocol.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        protocol.pauseProducing()
+        protocol._close()
+        protocol.resumeProducing()
+        self.assertEqual(transport.producerState, "paused")
+
     def test_halfOpenTimeout(self):
         """
         An accepted connection that never sends anything is closed after
