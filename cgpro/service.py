@@ -188,18 +188,22 @@ def buildMedia(context):
     """
     The RTP/RTCP relay the SIP proxy (and later the B2BUA) anchor calls in
     (C{context.media}), over the Port Allocation range, bound to the
-    server setting C{MediaAddress} (default all IPv4 addresses); a session
+    server settings C{MediaAddress} (default all IPv4 addresses) and
+    C{MediaIPv6Address} (default all IPv6 addresses when the host has
+    IPv6: the relay bridges IPv4 and IPv6 parties); a session
     without media for C{MediaIdleTimeout} (60s) is released.
 
     @return: the relay (a service: stopping it releases every session).
     """
     from cgpro.core import dataformat
-    from cgpro.media.relay import MediaRelay
+    from cgpro.media.relay import MediaRelay, hostHasIPv6
 
     main = context.directory.getServerDict("Main")
     silence = dataformat.parseDuration(main.get("MediaIdleTimeout", "60s")) or 60
+    address6 = str(main.get("MediaIPv6Address", "::" if hostHasIPv6() else "") or "").strip()
     relay = context.media = MediaRelay(context.reactor, portRange=context.mediaPorts,
                                        bindAddress=str(main.get("MediaAddress", "0.0.0.0")),
+                                       bindAddress6=address6 or None,
                                        silenceTimeout=silence,
                                        checkInterval=min(5, max(1, silence / 4)))
     catalog = context.stats

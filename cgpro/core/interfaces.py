@@ -454,12 +454,21 @@ class IMediaSession(Interface):
     One relayed call: one RTP/RTCP port pair per leg on the relay.  A packet
     received on leg I{i}'s ports from leg I{i}'s endpoint leaves from the
     other leg's ports towards the other leg's endpoint.
+
+    Each leg is IPv4 or IPv6 (see L{IMediaRelay.allocate}), and its ports
+    are bound on the relay's address of that family: the two legs of a pair
+    may be of different families, and the relay then bridges an IPv6
+    network and an IPv4 one.
     """
 
     id = Attribute("C{int}, unique for the lifetime of the relay.")
     callId = Attribute("C{str}, the Call-ID given to L{IMediaRelay.allocate}.")
-    localAddress = Attribute("C{str}, the address the relay's ports are bound to.")
-    ports = Attribute("C{list} of C{(rtpPort, rtcpPort)}, one per leg, in leg order.")
+    localAddress = Attribute("C{str}, the IPv4 address the relay's IPv4 legs are bound to "
+                             "(for a session without IPv4 leg, the IPv6 address); "
+                             "L{addressOf} gives any leg's.")
+    families = Attribute("C{list} of C{4} or C{6}, one per leg, in leg order.")
+    ports = Attribute("C{list} of C{(rtpPort, rtcpPort)}, one per leg, in leg order (an "
+                      "IPv4 and an IPv6 leg may have the same numbers: different sockets).")
     released = Attribute("C{None} while active, then why it ended: C{'bye'}, "
                          "C{'silence'} or C{'stop'}.")
 
@@ -475,11 +484,23 @@ class IMediaSession(Interface):
         this again (a re-INVITE) forgets the latch, so the endpoint may move.
 
         @param leg: the leg index, C{0 <= leg < len(ports)}.
-        @param host: an IPv4 address (C{str}).
+        @param host: an address (C{str}) of the leg's family: IPv4, or
+            IPv6 (brackets allowed; not scoped, not IPv4-mapped).
         @param port: the RTP port (C{int}).
         @param rtcpPort: the RTCP port; default C{port + 1}.
         @raise IndexError: for an unknown leg.
-        @raise ValueError: for a session already released.
+        @raise ValueError: for a session already released, a bad port, or
+            a host that is not an address of the leg's family.
+        """
+
+    def addressOf(leg):
+        """
+        @param leg: the leg index.
+        @return: the relay address (C{str}) leg C{leg}'s ports are bound
+            to: its IPv4 address for an IPv4 leg, its IPv6 address
+            (unbracketed) for an IPv6 leg.  This is what that leg's SDP
+            gets as its connection address.
+        @raise IndexError: for an unknown leg.
         """
 
     def release():
@@ -499,9 +520,10 @@ class IMediaSession(Interface):
         """
         Counters per leg, for monitoring.
 
-        @return: a C{list} (one per leg) of C{dict}: C{rtpPort},
-            C{rtcpPort}, C{remote} and C{rtcpRemote} (latched C{(host, port)}
-            or C{None}), C{packets}/C{bytes} (valid packets received from
+        @return: a C{list} (one per leg) of C{dict}: C{family} (C{4} or
+            C{6}), C{rtpPort}, C{rtcpPort}, C{remote} and C{rtcpRemote}
+            (latched C{(host, port)} or C{None}; an IPv6 host is
+            unbracketed), C{packets}/C{bytes} (valid packets received from
             the leg's endpoint on its RTP port, multiplexed RTCP included),
             C{rtcpPackets}/C{rtcpBytes} (on its RTCP port), C{forwarded}
             (RTP and RTCP sent on to the other leg), C{ssrc}, C{lost}
@@ -521,7 +543,7 @@ class IMediaRelay(Interface):
 
     implementation = Attribute("C{'c'} (the Cython loop) or C{'py'} (the fallback).")
 
-    def allocate(callId, legs=2, clockRate=8000):
+    def allocate(callId, legs=2, clockRate=8000, families=None):
         """
         Open a session with one RTP/RTCP port pair per leg.
 
@@ -529,9 +551,18 @@ class IMediaRelay(Interface):
         @param legs: the number of legs (2 for a call).
         @param clockRate: the RTP clock rate used for the jitter (8000 for
             the G.711 family).
+        @param families: C{None} (every leg IPv4), or a C{list} giving
+            C{4} or C{6} for each leg: e.g. C{[6, 4]} for an IPv6 caller
+            and an IPv4 callee.  An IPv6 leg is bound on the relay's IPv6
+            address (server setting C{MediaIPv6Address}); the IPv4 and the
+            IPv6 address each have the whole Port Allocation range.
         @return: an L{IMediaSession}.
-        @raise MediaExhausted: the session limit is reached, or the Port
-            Allocation range has too few free pairs.
+        @raise MediaExhausted: the session limit is reached, the Port
+            Allocation range has too few free pairs (on the IPv4 or the
+            IPv6 address), or a leg is IPv6 and the relay has no IPv6
+            address.
+        @raise ValueError: for an odd C{legs}, or C{families} not giving
+            4 or 6 for each leg.
         """
 
     def sessions():

@@ -6,9 +6,13 @@ L{cgpro.media._relay} was not built (or C{CGPRO_NO_EXTENSIONS=1}).
 One Twisted L{DatagramProtocol} per relay socket, adopted by the reactor:
 the same semantics as the extension (validation, latching, statistics,
 counters), at the cost of a Python call per packet.  It runs in the
-reactor's thread.
+reactor's thread.  An IPv6 socket is adopted as an IPv6 port, whose
+sources Twisted gives as C{(host, port)} like IPv4 ones: an IPv6 leg latches
+and sends the same way, and a packet crosses families just by being written
+on the peer leg's port.
 """
 
+import ipaddress
 import socket
 import struct
 import time
@@ -110,8 +114,9 @@ class _Leg(DatagramProtocol):
     One relay socket.
     """
 
-    def __init__(self, engine, slot, peerSlot, rtcp, clockRate):
+    def __init__(self, engine, slot, peerSlot, rtcp, clockRate, family=socket.AF_INET):
         self.engine = engine
+        self.family = family
         self.slot = slot
         self.peerSlot = peerSlot
         self.rtcp = rtcp
@@ -192,8 +197,9 @@ class PythonEngine:
         return defer.DeferredList([d for d in closing if not d.called])
 
     def addSocket(self, slot, sock, peerSlot, rtcp, clockRate):
-        leg = _Leg(self, slot, peerSlot, rtcp, clockRate)
-        leg.port = self.reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET, leg,
+        family = sock.family
+        leg = _Leg(self, slot, peerSlot, rtcp, clockRate, family)
+        leg.port = self.reactor.adoptDatagramPort(sock.fileno(), family, leg,
                                                   maxPacketSize=4096)
         # The reactor keeps a duplicate of the descriptor: close ours now so
         # a session costs 4 descriptors, not 8 (closing again is harmless).
@@ -202,6 +208,8 @@ class PythonEngine:
 
     def setRemote(self, slot, host, port):
         leg = self._legs[slot]
+        # the address of the socket's family, or ValueError
+        (ipaddress.IPv6Address if leg.family == socket.AF_INET6 else ipaddress.IPv4Address)(host)
         leg.expected = (host, port)
         leg.latched = None
 

@@ -9,6 +9,11 @@ readable) drains each readable socket with C{recvmmsg} in batches of 64,
 checks and counts every packet in C structs, and sends the accepted ones on
 with one C{sendmmsg} per batch.  No Python object is made per packet.
 
+A socket is IPv4 or IPv6 (C{IPV6_V6ONLY}); each keeps its latched and
+expected addresses in a union of C{sockaddr_in} and C{sockaddr_in6}, and a
+batch is sent with the peer socket's address length, so a leg of either
+family forwards to a leg of either family (IPv4/IPv6 bridging).
+
 Epoll is level-triggered and each wakeup reads at most 8 batches from one
 socket before going on to the next: under overload every socket keeps being
 served (a flooded socket cannot starve the others, and nothing is left
@@ -74,14 +79,23 @@ cdef extern from "<netinet/in.h>" nogil:
         unsigned short sin_family
         in_port_t sin_port
         in_addr sin_addr
+    struct in6_addr:
+        uint8_t s6_addr[16]
+    struct sockaddr_in6:
+        unsigned short sin6_family
+        in_port_t sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
     uint16_t ntohs(uint16_t)
     uint16_t htons(uint16_t)
-    uint32_t ntohl(uint32_t)
     int AF_INET
+    int AF_INET6
 
 
 cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char *src, void *dst)
+    const char *inet_ntop(int af, const void *src, char *dst, unsigned int size)
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -118,6 +132,12 @@ cdef enum:
 cdef uint64_t WAKEUP = 0xFFFFFFFF
 
 
+cdef union Addr:
+    # a socket address of either family (the family is the leg's)
+    sockaddr_in v4
+    sockaddr_in6 v6
+
+
 cdef struct RtpStat:
     # RFC 3550 A.1/A.3/A.8, the same fields as _fallback.RtpStatistics
     uint32_t ssrc
@@ -138,10 +158,12 @@ cdef struct Leg:
     int active
     int peer
     int rtcp
+    int family              # AF_INET or AF_INET6, the socket's
+    socklen_t addrlen       # sizeof(sockaddr_in) or sizeof(sockaddr_in6)
     int latched
     int haveExpected
-    sockaddr_in latch
-    sockaddr_in expected
+    Addr latch
+    Addr expected
     double scale            # RTP clock rate / 1e9
     uint64_t packets
     uint64_t bytes
@@ -202,8 +224,12 @@ cdef inline void rtpUpdate(RtpStat *s, uint32_t seq, uint32_t ts, uint32_t ssrc,
     s.haveTransit = 1
 
 
-cdef inline int sameAddress(sockaddr_in *a, sockaddr_in *b) noexcept nogil:
-    return a.sin_port == b.sin_port and a.sin_addr.s_addr == b.sin_addr.s_addr
+cdef inline int sameAddress(int family, Addr *a, Addr *b) noexcept nogil:
+    if family == AF_INET:
+        return a.v4.sin_port == b.v4.sin_port and a.v4.sin_addr.s_addr == b.v4.sin_addr.s_addr
+    return (a.v6.sin6_port == b.v6.sin6_port
+            and memcmp(&a.v6.sin6_addr, &b.v6.sin6_addr, sizeof(in6_addr)) == 0
+            and a.v6.sin6_scope_id == b.v6.sin6_scope_id)
 
 
 cdef inline int64_t monotonicNs() noexcept nogil:
@@ -212,10 +238,18 @@ cdef inline int64_t monotonicNs() noexcept nogil:
     return <int64_t>t.tv_sec * 1000000000 + t.tv_nsec
 
 
-cdef object addressTuple(sockaddr_in *a):
-    cdef uint32_t h = ntohl(a.sin_addr.s_addr)
-    return ("%d.%d.%d.%d" % ((h >> 24) & 255, (h >> 16) & 255, (h >> 8) & 255, h & 255),
-            ntohs(a.sin_port))
+cdef object addressTuple(int family, Addr *a):
+    """
+    @return: C{(host, port)}, the host as C{inet_ntop} writes it (an IPv6
+        one unbracketed, without scope: as Twisted gives it to the
+        fallback).
+    """
+    cdef char text[64]
+    if family == AF_INET6:
+        inet_ntop(AF_INET6, &a.v6.sin6_addr, text, sizeof(text))
+        return (text.decode("ascii"), ntohs(a.v6.sin6_port))
+    inet_ntop(AF_INET, &a.v4.sin_addr, text, sizeof(text))
+    return (text.decode("ascii"), ntohs(a.v4.sin_port))
 
 
 cdef class _Loop:
@@ -234,7 +268,7 @@ cdef class _Loop:
     cdef mmsghdr smm[BATCH]
     cdef iovec riov[BATCH]
     cdef iovec siov[BATCH]
-    cdef sockaddr_in rsrc[BATCH]
+    cdef Addr rsrc[BATCH]
     cdef uint8_t *bufs
     cdef readonly object threaded
     cdef object thread
@@ -288,7 +322,8 @@ cdef class _Loop:
         """
         cdef Leg *leg = &self.legs[slot]
         cdef Leg *peer
-        cdef sockaddr_in *dest
+        cdef Addr *dest
+        cdef socklen_t destlen = 0
         cdef int r, i, n, s, off, rounds, length
         cdef uint8_t *p
         cdef int isRtp
@@ -298,7 +333,7 @@ cdef class _Loop:
             if not leg.active:
                 return
             for i in range(BATCH):
-                self.rmm[i].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+                self.rmm[i].msg_hdr.msg_namelen = sizeof(Addr)
                 self.rmm[i].msg_hdr.msg_flags = 0
             r = recvmmsg(leg.fd, self.rmm, BATCH, MSG_DONTWAIT, NULL)
             if r <= 0:
@@ -308,6 +343,7 @@ cdef class _Loop:
             dest = NULL
             if 0 <= leg.peer < self.nslots and self.legs[leg.peer].active:
                 peer = &self.legs[leg.peer]
+                destlen = peer.addrlen
                 if peer.latched:
                     dest = &peer.latch
                 elif peer.haveExpected:
@@ -318,8 +354,8 @@ cdef class _Loop:
                 length = self.rmm[i].msg_len
                 p = <uint8_t *>self.riov[i].iov_base
                 if (length < 8 or (p[0] & 0xC0) != 0x80 or (h.msg_flags & MSG_TRUNC)
-                        or h.msg_namelen != sizeof(sockaddr_in)
-                        or self.rsrc[i].sin_family != AF_INET):
+                        or h.msg_namelen != leg.addrlen
+                        or self.rsrc[i].v4.sin_family != leg.family):
                     leg.droppedMalformed += 1
                     continue
                 # on an RTP port, payload types 72-76 are RTCP (rtcp-mux, RFC 5761)
@@ -328,7 +364,7 @@ cdef class _Loop:
                     leg.droppedMalformed += 1
                     continue
                 if leg.latched:
-                    if not sameAddress(&leg.latch, &self.rsrc[i]):
+                    if not sameAddress(leg.family, &leg.latch, &self.rsrc[i]):
                         leg.droppedForeign += 1
                         continue
                 else:
@@ -347,7 +383,7 @@ cdef class _Loop:
                 self.siov[n].iov_base = p
                 self.siov[n].iov_len = length
                 self.smm[n].msg_hdr.msg_name = dest
-                self.smm[n].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+                self.smm[n].msg_hdr.msg_namelen = destlen
                 n += 1
             off = 0
             while off < n:
@@ -439,11 +475,16 @@ cdef class _Loop:
         cdef Leg *leg = self.legAt(slot)
         cdef epoll_event ev
         cdef int fd = sock.fileno()
+        cdef int family = sock.family
         cdef int r
+        if family != AF_INET and family != AF_INET6:
+            raise ValueError("media relay: not an IPv4 or IPv6 socket: %r" % (sock,))
         with nogil:
             pthread_mutex_lock(&self.lock)
         memset(leg, 0, sizeof(Leg))
         leg.fd = fd
+        leg.family = family
+        leg.addrlen = sizeof(sockaddr_in6) if family == AF_INET6 else sizeof(sockaddr_in)
         leg.peer = peerSlot
         leg.rtcp = 1 if rtcp else 0
         leg.scale = clockRate / 1e9
@@ -460,13 +501,21 @@ cdef class _Loop:
 
     def setRemote(self, int slot, host, int port):
         cdef Leg *leg = self.legAt(slot)
-        cdef sockaddr_in a
+        cdef Addr a
+        cdef int r
         memset(&a, 0, sizeof(a))
-        a.sin_family = AF_INET
-        a.sin_port = htons(port)
         encoded = host.encode("ascii")
-        if inet_pton(AF_INET, encoded, &a.sin_addr) != 1:
-            raise ValueError("media relay: not an IPv4 address: %r" % (host,))
+        if leg.family == AF_INET6:
+            a.v6.sin6_family = AF_INET6
+            a.v6.sin6_port = htons(port)
+            r = inet_pton(AF_INET6, encoded, &a.v6.sin6_addr)
+        else:
+            a.v4.sin_family = AF_INET
+            a.v4.sin_port = htons(port)
+            r = inet_pton(AF_INET, encoded, &a.v4.sin_addr)
+        if r != 1:
+            raise ValueError("media relay: not an IPv%d address: %r"
+                             % (6 if leg.family == AF_INET6 else 4, host))
         with nogil:
             pthread_mutex_lock(&self.lock)
         leg.expected = a
@@ -510,7 +559,7 @@ cdef class _Loop:
             "droppedForeign": copy.droppedForeign, "droppedMalformed": copy.droppedMalformed,
             "droppedNoRoute": copy.droppedNoRoute, "droppedSendError": copy.droppedSendError,
             "ssrc": copy.rtp.ssrc, "lost": rtpLost(&copy.rtp), "jitter": copy.rtp.jitter,
-            "remote": addressTuple(&copy.latch) if copy.latched else None,
+            "remote": addressTuple(copy.family, &copy.latch) if copy.latched else None,
         }
 
 

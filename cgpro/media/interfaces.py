@@ -45,10 +45,14 @@ class IRelayEngine(Interface):
         Forward what arrives on C{sock}.
 
         @param slot: this socket's index.
-        @param sock: a bound, non-blocking IPv4 UDP L{socket.socket}; the
-            engine may close it as soon as it holds its own duplicate.
+        @param sock: a bound, non-blocking IPv4 or IPv6 (C{IPV6_V6ONLY})
+            UDP L{socket.socket}; the engine may close it as soon as it
+            holds its own duplicate.  Its family is the slot's: only
+            sources of that family are latched, only addresses of that
+            family are sent to.
         @param peerSlot: the slot whose socket sends the packets received
-            here, to the address latched (or expected) on that slot.
+            here, to the address latched (or expected) on that slot; it may
+            be of the other family (IPv4/IPv6 bridging).
         @param rtcp: C{True} for an RTCP socket (8-byte minimum, no
             sequence statistics), C{False} for RTP (12-byte minimum, except
             multiplexed RTCP: payload types 72-76, RFC 5761, 8 bytes and
@@ -59,6 +63,10 @@ class IRelayEngine(Interface):
     def setRemote(slot, host, port):
         """
         Set the expected remote address of C{slot} and forget its latch.
+
+        @param host: an address of the slot's socket's family (an IPv6
+            one unbracketed and unscoped).
+        @raise ValueError: if it is not.
         """
 
     def removeSocket(slot):
@@ -80,5 +88,6 @@ class IRelayEngine(Interface):
         @return: a C{dict}: C{packets}, C{bytes}, C{forwarded},
             C{droppedForeign}, C{droppedMalformed}, C{droppedNoRoute},
             C{droppedSendError}, C{ssrc}, C{lost}, C{jitter} (timestamp
-            units), C{remote} (latched C{(host, port)} or C{None}).
+            units), C{remote} (latched C{(host, port)} or C{None}; an IPv6
+            host unbracketed, as C{inet_ntop} writes it).
         """

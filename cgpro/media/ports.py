@@ -22,18 +22,21 @@ class PortPairAllocator:
     @ivar capacity: how many pairs the range holds.
     """
 
-    def __init__(self, low, high):
+    def __init__(self, low, high, label=""):
         """
         @param low: the first port of the range; an odd C{low} is skipped
             (its RTP partner would be outside the range).
         @param high: the last port; an even C{high} is unused for the same
             reason.
+        @param label: a word for the error message (C{"IPv6"} for the
+            allocator of the IPv6 address), or C{""}.
         @raise ValueError: if the range holds no pair at all.
         """
         if not 1 <= low <= high <= 65535:
             raise ValueError("media port range %d-%d is not within 1-65535" % (low, high))
         self.low = low
         self.high = high
+        self.label = label + " " if label else ""
         first = low + (low & 1)
         self._free = deque(range(first, high, 2))
         self._used = set()
@@ -70,9 +73,9 @@ class PortPairAllocator:
             while len(taken) < count:
                 if not self._free:
                     raise MediaExhausted(
-                        "media relay: no free RTP port pair in %d-%d (%d pairs, %d in use, "
+                        "media relay: no free %sRTP port pair in %d-%d (%d pairs, %d in use, "
                         "%d refused by the system); widen MediaPorts or lower the call load"
-                        % (self.low, self.high, self.capacity, len(self._used),
+                        % (self.label, self.low, self.high, self.capacity, len(self._used),
                            len(popped) - len(taken)))
                 port = self._free.popleft()
                 popped.append(port)

@@ -105,7 +105,7 @@ class MediaProxy:
                 return True
         return False
 
-    def addressFacing(self, peer, anchor=None):
+    def addressFacing(self, peer, anchor=None, leg=None):
         """
         The relay address to put in an SDP going to C{peer}: the LAN
         address for a peer on the LAN, the WAN address for one outside (when
@@ -124,16 +124,22 @@ class MediaProxy:
         configured = str(main.get(key, "") or "").strip()
         if configured:
             return configured
-        own = getattr(anchor.session, "localAddress", None) if anchor else None
+        own = None
+        if anchor is not None and leg is not None:
+            own = anchor.session.addressOf(leg)
         if own and own not in ("0.0.0.0", "::"):
             return own
         return self.stack.transport.localAddress(peer)[0]
 
     # -- the offer/answer ------------------------------------------------
 
-    def anchor(self, request):
+    def anchor(self, request, calleeFamily=4):
         """
         Allocate the relay session for a new call.
+
+        @param calleeFamily: 4 or 6, the address family of the device or
+            gateway called (the caller's comes from its SDP): a session's
+            two sides may differ, the relay bridges IPv4 and IPv6.
 
         @return: the L{Anchor}, or L{None} when the body cannot be relayed.
         @raise MediaExhausted: the relay is full (the call fails with 503).
@@ -148,8 +154,13 @@ class MediaProxy:
             log.info("SIP: not relaying {callId}: {error}", callId=callId, error=e)
             return None
         streams = max(1, len(sdp.streams))
+        callerFamily = 4
+        for stream in sdp.streams:
+            if stream.address and ":" in stream.address:
+                callerFamily = 6
         try:
-            session = self.relay.allocate(callId, legs=2 * streams)
+            session = self.relay.allocate(callId, legs=2 * streams,
+                                          families=[callerFamily, calleeFamily] * streams)
         except MediaExhausted:
             self.refused += 1
             raise
@@ -188,8 +199,9 @@ class MediaProxy:
                                       stream.rtcpPort)
                 except (ValueError, IndexError):
                     pass
-        ports = anchor.ports(1 - fromSide)
-        message.body = sdp.rewrite(self.addressFacing(toPeer, anchor), ports)
+        toSide = 1 - fromSide
+        ports = anchor.ports(toSide)
+        message.body = sdp.rewrite(self.addressFacing(toPeer, anchor, toSide), ports)
 
     def sideOf(self, anchor, request):
         """@return: 0 if C{request} comes from the caller's side, else 1."""

@@ -594,10 +594,20 @@ class ProxyCore:
                     call.side = media.sideOf(anchor, request)
             return True
         natTargets = any(t.nat for group in groups for t in group)
-        if not media.wanted(request, call.st.source, natTargets):
+        calleeFamily = 4
+        for group in groups:
+            for target in group:
+                if isinstance(target.destination, Peer):
+                    calleeFamily = 6 if ":" in target.destination.host else 4
+                    break
+            else:
+                continue
+            break
+        callerFamily = 6 if ":" in call.st.source.host else 4
+        if not media.wanted(request, call.st.source, natTargets or calleeFamily != callerFamily):
             return True
         try:
-            call.anchor = media.anchor(request)
+            call.anchor = media.anchor(request, calleeFamily)
         except MediaExhausted as e:
             log.warn("SIP: call {callId} refused: {error}", callId=request.callId,
                      error=str(e))

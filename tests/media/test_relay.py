@@ -32,8 +32,9 @@ class FakeSocket:
     Stands for a bound UDP socket.
     """
 
-    def __init__(self, port):
+    def __init__(self, port, host="127.0.0.1"):
         self.port = port
+        self.host = host
         self.closed = False
 
     def fileno(self):
@@ -45,8 +46,8 @@ class FakeSocket:
 
 class FakeBinder:
     """
-    A C{bindPair} that binds nothing; ports in C{taken} fail like a port
-    another program holds.
+    A C{bindPair} that binds nothing; ports in C{taken} (on any address)
+    or C{(host, port)}s in it fail like a port another program holds.
     """
 
     def __init__(self):
@@ -54,9 +55,9 @@ class FakeBinder:
         self.opened = []
 
     def __call__(self, host, port):
-        if port in self.taken or port + 1 in self.taken:
+        if {port, port + 1, (host, port), (host, port + 1)} & self.taken:
             raise OSError(98, "Address already in use")
-        pair = (FakeSocket(port), FakeSocket(port + 1))
+        pair = (FakeSocket(port, host), FakeSocket(port + 1, host))
         self.opened.extend(pair)
         return pair
 
@@ -272,6 +273,171 @@ class MediaRelayTests(SynchronousTestCase):
                       "12 pairs, 12 in use)", str(e))
         self.assertEqual(relay.stats()["portPairsInUse"], 12)
 
+    def dualRelay(self, portRange=(40000, 40019), **kw):
+        """
+        @return: a relay on 127.0.0.1 and ::1.
+        """
+        return self.relay(portRange, bindAddress6="::1", **kw)
+
+    def test_mixedFamilies(self):
+        """
+        An IPv6 leg is bound on the IPv6 address, with the range of its own
+        (the same port numbers as the IPv4 leg) and slots after the IPv4
+        address's; the two legs forward to each other across the families.
+        """
+        relay = self.dualRelay()
+        self.assertEqual((relay.addresses, relay.index6), (["127.0.0.1", "::1"], 1))
+        session = relay.allocate("call-1", families=[6, 4])
+        self.assertEqual(session.ports, [(40000, 40001), (40000, 40001)])
+        self.assertEqual(session.families, [6, 4])
+        self.assertEqual((session.addressOf(0), session.addressOf(1), session.localAddress),
+                         ("::1", "127.0.0.1", "127.0.0.1"))
+        self.assertRaises(IndexError, session.addressOf, 2)
+        self.assertEqual(session.slots(), [20, 21, 0, 1])
+        slots = self.engine.slots
+        self.assertEqual((slots[20]["peer"], slots[0]["peer"]), (0, 20))
+        self.assertEqual((slots[21]["peer"], slots[1]["peer"]), (1, 21))
+        self.assertEqual((slots[20]["sock"].host, slots[0]["sock"].host), ("::1", "127.0.0.1"))
+        self.assertEqual([leg["family"] for leg in session.stats()], [6, 4])
+        other = relay.allocate("call-2", families=[4, 6])
+        self.assertEqual(other.ports, [(40002, 40003), (40002, 40003)])
+        self.assertEqual(other.slots(), [2, 3, 22, 23])
+        self.assertEqual(relay.stats()["portPairsInUse"], 4)
+        session.release()
+        self.assertEqual(relay.stats()["portPairsInUse"], 2)
+        self.assertEqual(relay.allocate("call-3", families=[6, 6]).ports,
+                         [(40004, 40005), (40006, 40007)])
+
+    def test_ipv6Only(self):
+        """
+        A session without IPv4 leg takes no IPv4 pair, does not move the
+        IPv4 address rotation, and its localAddress is the IPv6 address.
+        """
+        relay = self.dualRelay()
+        session = relay.allocate("v6", families=[6, 6])
+        self.assertEqual(session.localAddress, "::1")
+        self.assertEqual(relay.allocators[0].inUse(), 0)
+        self.assertEqual(relay.allocate("v4").ports, [(40000, 40001), (40002, 40003)])
+
+    def test_setRemoteIPv6(self):
+        """
+        An IPv6 leg takes an IPv6 host (in brackets or not), given to the
+        engine in canonical form; an IPv4 leg refuses it, and the other way
+        round.
+        """
+        relay = self.dualRelay()
+        session = relay.allocate("call", families=[6, 4])
+        session.setRemote(0, "[2001:DB8:0:0::7]", 5004)
+        self.assertEqual(self.engine.remotes[20], ("2001:db8::7", 5004))
+        self.assertEqual(self.engine.remotes[21], ("2001:db8::7", 5005))
+        session.setRemote(1, "192.0.2.7", 6000)
+        self.assertEqual(self.engine.remotes[0], ("192.0.2.7", 6000))
+        for leg, host in [(0, "192.0.2.7"), (1, "2001:db8::7"), (0, "fe80::1%eth0"),
+                          (0, "::ffff:192.0.2.7"), (0, None)]:
+            e = self.assertRaises(ValueError, session.setRemote, leg, host, 5004)
+            self.assertIn("media session %d: leg %d is IPv%d" % (session.id, leg, 6 - 2 * leg),
+                          str(e))
+
+    def test_noIPv6Address(self):
+        """
+        Without bindAddress6, an IPv6 leg is refused with a
+        L{MediaExhausted} naming the setting; nothing is bound, and it is
+        counted.
+        """
+        relay = self.relay()
+        self.assertIsNone(relay.bindAddress6)
+        e = self.assertRaises(MediaExhausted, relay.allocate, "a", families=[4, 6])
+        self.assertEqual(str(e), "media relay: no IPv6 media address configured "
+                                 "(MediaIPv6Address): cannot relay an IPv6 leg")
+        self.assertEqual((self.binder.opened, relay.stats()["exhausted"]), ([], 1))
+
+    def test_badFamilies(self):
+        """
+        families must give 4 or 6 for each leg; families=None is all IPv4.
+        """
+        relay = self.dualRelay()
+        for families in ([6], [4, 6, 6], [4, 5], [4, "6"]):
+            self.assertRaises(ValueError, relay.allocate, "a", families=families)
+        self.assertEqual(relay.allocate("a", families=None).families, [4, 4])
+        self.assertEqual(relay.allocate("b", legs=4, families=(6, 4, 4, 4)).families,
+                         [6, 4, 4, 4])
+
+    def test_badBindAddress6(self):
+        """
+        bindAddress6 must be an IPv6 address.
+        """
+        self.assertRaises(ValueError, self.relay, bindAddress6="127.0.0.1")
+
+    def test_ipv6Capacity(self):
+        """
+        The IPv6 address's range counts in the capacity, hence the default
+        session limit.
+        """
+        relay = self.dualRelay(portRange=(40000, 40099))
+        self.assertEqual((relay.stats()["portPairs"], relay.maxSessions), (100, 50))
+
+    def test_ipv4ExhaustedReleasesIPv6(self):
+        """
+        When the IPv6 pairs are taken but the IPv4 ones are not there, the
+        IPv6 ones are given back and their sockets closed.
+        """
+        relay = self.dualRelay(portRange=(40000, 40003), maxSessions=10)
+        relay.allocate("v4", families=[4, 4])
+        opened = len(self.binder.opened)
+        e = self.assertRaises(MediaExhausted, relay.allocate, "mixed", families=[6, 4])
+        self.assertIn("no free RTP port pair in 40000-40003", str(e))
+        self.assertEqual(len(self.binder.opened), opened + 2)
+        self.assertTrue(all(s.closed for s in self.binder.opened[opened:]))
+        self.assertEqual((relay.allocators[1].inUse(), relay.stats()["exhausted"]), (0, 1))
+
+    def test_ipv6Exhausted(self):
+        """
+        The IPv6 range's exhaustion says IPv6; an IPv6 port taken by
+        another program is skipped on the IPv6 address only.
+        """
+        self.binder.taken.add(("::1", 40000))
+        relay = self.dualRelay(portRange=(40000, 40005), maxSessions=10)
+        session = relay.allocate("a", families=[6, 4])
+        self.assertEqual(session.ports, [(40002, 40003), (40000, 40001)])
+        e = self.assertRaises(MediaExhausted, relay.allocate, "b", families=[6, 6])
+        self.assertIn("no free IPv6 RTP port pair in 40000-40005", str(e))
+        self.assertEqual(relay.allocators[0].inUse(), 1)
+
+    def test_addressUnusable(self):
+        """
+        An address the host cannot bind (not its own, no IPv6) is refused
+        at its first port, saying which; another IPv4 address is tried.
+        """
+        relay = MediaRelay(self.clock, portRange=(40000, 40011), engine=self.engine,
+                           bindAddress=["192.0.2.1", "127.0.0.1"], bindAddress6="2001:db8::1",
+                           bindPair=self.binder, silenceTimeout=None)
+        self.addCleanup(relay.stop)
+        calls = []
+
+        def bindPair(host, port):
+            calls.append((host, port))
+            if host != "127.0.0.1":
+                raise OSError(99, "Cannot assign requested address")
+            return self.binder(host, port)
+
+        relay.bindPair = bindPair
+        self.assertEqual(relay.allocate("a").localAddress, "127.0.0.1")
+        self.assertEqual(calls, [("192.0.2.1", 40000), ("127.0.0.1", 40000),
+                                 ("127.0.0.1", 40002)])
+        del calls[:]
+        e = self.assertRaises(MediaExhausted, relay.allocate, "b", families=[6, 4])
+        self.assertIn("cannot bind 2001:db8::1 (Cannot assign requested address)", str(e))
+        self.assertEqual(calls, [("2001:db8::1", 40000)])
+        self.assertEqual(relay.stats()["portPairsInUse"], 2)
+
+    def test_hostHasIPv6(self):
+        """
+        hostHasIPv6 says whether an IPv6 socket can be bound.
+        """
+        self.assertIsInstance(relayModule.hostHasIPv6(), bool)
+        self.patch(relayModule.socket, "has_ipv6", False)
+        self.assertFalse(relayModule.hostHasIPv6())
+
     def test_descriptorsExhausted(self):
         """
         Running out of file descriptors is a L{MediaExhausted} saying so at
@@ -383,7 +549,7 @@ class MediaRelayTests(SynchronousTestCase):
         counters[1].update(packets=1, bytes=80, forwarded=1, droppedMalformed=4)
         counters[2].update(packets=5, bytes=860, forwarded=5)
         [leg0, leg1] = session.stats()
-        self.assertEqual(leg0["rtpPort"], 40000)
+        self.assertEqual((leg0["rtpPort"], leg0["family"]), (40000, 4))
         self.assertEqual(leg0["remote"], ("192.0.2.1", 4000))
         self.assertEqual((leg0["packets"], leg0["bytes"]), (10, 1720))
         self.assertEqual((leg0["rtcpPackets"], leg0["rtcpBytes"]), (1, 80))

@@ -23,6 +23,7 @@ from cgpro.media.interfaces import MediaExhausted
 from cgpro.media.relay import IMPLEMENTATION, MediaRelay
 
 HOST = "127.0.0.1"
+HOST6 = "::1"
 
 
 def rtp(seq, timestamp=0, ssrc=0x1234, payload=b"\xd5" * 160, marker=0):
@@ -41,29 +42,36 @@ def rtcp(ssrc=0x1234):
 
 class Endpoint:
     """
-    A phone: one non-blocking UDP socket on 127.0.0.1.
+    A phone: one non-blocking UDP socket on 127.0.0.1 (or C{host}), sending
+    to the relay on the same address.
+
+    @ivar address: its C{(host, port)}, as the relay latches it.
     """
 
-    def __init__(self, test):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    def __init__(self, test, host=HOST):
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                  socket.SOCK_DGRAM)
         self.sock.setblocking(False)
-        self.sock.bind((HOST, 0))
-        self.address = self.sock.getsockname()
+        self.sock.bind((host, 0))
+        self.address = self.sock.getsockname()[:2]
         test.addCleanup(self.sock.close)
 
     def send(self, port, data):
-        self.sock.sendto(data, (HOST, port))
+        self.sock.sendto(data, (self.host, port))
 
     def drain(self):
         """
-        @return: every datagram already received, as C{(data, source)}.
+        @return: every datagram already received, as C{(data, (host,
+            port))}.
         """
         out = []
         while True:
             try:
-                out.append(self.sock.recvfrom(4096))
+                data, source = self.sock.recvfrom(4096)
             except BlockingIOError:
                 return out
+            out.append((data, source[:2]))
 
 
 def turn(seconds=0.002):
@@ -73,9 +81,9 @@ def turn(seconds=0.002):
     return deferLater(reactor, seconds, lambda: None)
 
 
-class RelaySocketTestsMixin:
+class RelaySocketTestBase:
     """
-    The assertions shared by every implementation; a subclass sets
+    A relay on real sockets and the helpers to drive it; a subclass sets
     C{useExtension} and C{threaded}.
     """
 
@@ -134,19 +142,28 @@ class RelaySocketTestsMixin:
             yield turn()
 
     @defer.inlineCallbacks
-    def call(self):
+    def call(self, families=None):
         """
         A session with both endpoints latched.
 
+        @param families: for L{MediaRelay.allocate}; an IPv6 leg's endpoint
+            is on C{::1}.
         @return: C{(session, a, b)}.
         """
-        session = self.relay.allocate("call-%d" % random.randrange(1 << 30))
-        a, b = Endpoint(self), Endpoint(self)
+        session = self.relay.allocate("call-%d" % random.randrange(1 << 30), families=families)
+        a, b = [Endpoint(self, HOST6 if family == 6 else HOST)
+                for family in (families or (4, 4))]
         a.send(session.ports[0][0], rtp(0))
         yield self.waitForCount(session, 0, "packets", 1)
         b.send(session.ports[1][0], rtp(0, ssrc=0x5678))
         yield self.receive(a)
         return session, a, b
+
+
+class RelaySocketTestsMixin(RelaySocketTestBase):
+    """
+    The assertions shared by every implementation.
+    """
 
     def test_implementation(self):
         """

@@ -21,13 +21,17 @@ PUBLIC_OFFER = OFFER.replace(b"10.0.0.5", b"198.51.100.7")
 
 @implementer(IMediaSession)
 class FakeSession:
-    def __init__(self, callId, legs):
+    def __init__(self, callId, legs, families=None):
         self.callId = callId
+        self.families = families or [4] * legs
         self.localAddress = "0.0.0.0"
         self.ports = [(50000 + 2 * i, 50001 + 2 * i) for i in range(legs)]
         self.remotes = {}
         self.released = None
         self._done = Deferred()
+
+    def addressOf(self, leg):
+        return "2001:db8::1" if self.families[leg] == 6 else "0.0.0.0"
 
     def setRemote(self, leg, host, port, rtcpPort=None):
         self.remotes[leg] = (host, port)
@@ -54,10 +58,10 @@ class FakeRelay:
         self.capacity = capacity
         self.made = []
 
-    def allocate(self, callId, legs=2, clockRate=8000):
+    def allocate(self, callId, legs=2, clockRate=8000, families=None):
         if len([s for s in self.made if not s.released]) >= self.capacity:
             raise MediaExhausted("media relay: session limit reached")
-        session = FakeSession(callId, legs)
+        session = FakeSession(callId, legs, families)
         self.made.append(session)
         return session
 
@@ -134,6 +138,21 @@ class MediaProxyTests(ProxyTestsMixin, SynchronousTestCase):
         (request, _), = self.call(OFFER)
         self.receive(respond(request, 486).serialize())
         self.assertEqual(self.relay.made[0].released, "bye")
+
+    def test_ipv6Bridging(self):
+        """
+        An IPv4 caller calling a device on IPv6 is relayed even with
+        MediaProxy=NAT: the callee side of the session is IPv6 and bob's
+        offer names the relay's IPv6 address.
+        """
+        self.bind("carol", "sip:carol@[2001:db8::7]:5060")
+        self.receive(invite(user="carol", extra=["Content-Type: application/sdp"],
+                            body=PUBLIC_OFFER))
+        (request, destination), = self.sent()
+        self.assertEqual(destination.host, "2001:db8::7")
+        session, = self.relay.made
+        self.assertEqual(session.families, [4, 6])
+        self.assertIn(b"c=IN IP6 2001:db8::1", request.body)
 
     def test_exhausted(self):
         """
