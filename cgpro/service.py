@@ -209,16 +209,14 @@ def buildMedia(context):
     catalog = context.stats
 
     def total(key):
-        return lambda: relay.stats()[key] + relay.stats()[key + "Total"]
-
-    def lost():
-        return sum(leg["lost"] for session in relay.sessions() for leg in session.stats())
+        # "<key>Total": the sessions open now and those already released
+        return lambda: relay.stats()[key + "Total"]
 
     catalog.callback("cgpro_media_sessions", lambda: relay.stats()["sessions"])
     catalog.callback("cgpro_media_packets_total", total("packets"))
     catalog.callback("cgpro_media_bytes_total", total("bytes"))
     catalog.callback("cgpro_media_dropped_total", total("dropped"))
-    catalog.callback("cgpro_media_lost_total", lost)
+    catalog.callback("cgpro_media_lost_total", total("lost"))
     return relay
 
 
@@ -258,4 +256,5 @@ def buildMail(context, storage):
     queue.registerChannel(LocalChannel(store, context.directory, queue, clock=context.reactor))
     queue.registerChannel(SMTPRelayChannel(context))
     queue.registerChannel(ListChannel(context.directory, queue, clock=context.reactor))
+    queue.reportTo(context.stats)
     return queue

@@ -33,6 +33,7 @@ from cgpro.core import dataformat
 from cgpro.core.commands import TABLE, Arguments
 from cgpro.core.errors import CLIError
 from cgpro.core.interfaces import ICommandContext
+from cgpro.core.stats import ListenerFigures
 
 log = Logger()
 
@@ -80,12 +81,14 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
         self._paused = False
         self._looping = False
         self._pendingUser = None
+        self._counted = False
         self.token = None
         self.peer = "?"
 
     # -- connection -------------------------------------------------------
 
     def connectionMade(self):
+        self.factory.figures.opened()
         peer = self.transport.getPeer()
         self.peer = getattr(peer, "host", "?")
         self.setTimeout(self.factory.idleTimeout)
@@ -103,10 +106,12 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
         )
 
     def connectionLost(self, reason=protocol.connectionDone):
+        self.factory.figures.closed()
         self.setTimeout(None)
         self._queue.clear()
 
     def timeoutConnection(self):
+        self.factory.figures.error("timeout")
         self.sendLine("500 idle timeout, closing the connection")
         self.transport.loseConnection()
 
@@ -146,6 +151,7 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
                 line = self._queue.popleft()
                 if line is None:
                     log.warn("CLI {peer}: line too long, refused", peer=self.peer)
+                    self.factory.figures.error("protocol")
                     self.sendLine("501 line too long")
                     continue
                 self._busy = True
@@ -160,20 +166,24 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
 
     def _done(self, _):
         self._busy = False
+        self._counted = False
         self._next()
 
     def _respond(self, result):
-        if result is _SENT:
-            return
-        if result is None:
-            self.sendLine("200 OK")
+        if result is _SENT or result is None:
+            self._count(True)
+            if result is None:
+                self.sendLine("200 OK")
             return
         try:
             text = dataformat.dumps(result)
         except (TypeError, ValueError):
             log.failure("CLI {peer}: result cannot be written", peer=self.peer)
+            self._count(False)
+            self.factory.figures.error("internal")
             self.sendLine("501 internal error")
             return
+        self._count(True)
         if self.inline:
             self.sendLine("201 " + text)
         else:
@@ -181,12 +191,22 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
             self.sendLine(text)
 
     def _failed(self, failure):
+        self._count(False)
         if failure.check(CLIError):
             error = failure.value
             self.sendLine("%d %s" % (error.code, _oneLine(error.text)))
             return
         log.failure("CLI {peer}: command failed", failure, peer=self.peer)
+        self.factory.figures.error("internal")
         self.sendLine("501 internal error")
+
+    def _count(self, ok):
+        """
+        Count an administrative command by the outcome the client sees;
+        session commands (logins, C{NOOP}, C{QUIT} ...) are not counted.
+        """
+        if self._counted:
+            (self.factory.commandsOk if ok else self.factory.commandsFailed).inc()
 
     # -- dispatch -----------------------------------------------------------
 
@@ -202,6 +222,9 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
             if TABLE.lookup(name) is None:
                 raise CLIError("unknown command", 500)
             raise CLIError("please log in first", 500)
+        # From here on the command is counted, by the outcome the client
+        # sees (an unknown one as failed), in _respond or _failed.
+        self._counted = True
         command = TABLE.lookup(name)
         if command is None:
             raise CLIError("unknown command", 500)
@@ -305,6 +328,7 @@ class CLIProtocol(protocol.Protocol, TimeoutMixin):
         """
         self.factory.throttle.failed(self.peer)
         self.factory.loginFailures += 1
+        self.factory.figures.authFailures.inc()
         log.warn("CLI {peer}: login failed for {user}: {reason}", peer=self.peer, user=user,
                  reason=reason)
         d = defer.Deferred()
@@ -338,6 +362,9 @@ class CLIFactory(protocol.Factory):
     """
     @ivar throttle: the L{LoginThrottle} shared by the listener's sessions.
     @ivar commandsRun: commands executed (for statistics).
+    @ivar figures: the L{ListenerFigures} of module C{cli}.
+    @ivar commandsOk: the C{result="ok"} child of
+        C{cgpro_cli_commands_total}; C{commandsFailed} the C{"error"} one.
     """
 
     def __init__(self, context, throttle, clock, idleTimeout=300, maxLineLength=16 << 20,
@@ -350,6 +377,11 @@ class CLIFactory(protocol.Factory):
         self.failureDelay = failureDelay
         self.commandsRun = 0
         self.loginFailures = 0
+        stats = context.stats
+        self.figures = ListenerFigures(stats, "cli")
+        commands = stats.counter("cgpro_cli_commands_total")
+        self.commandsOk = commands.labels("ok")
+        self.commandsFailed = commands.labels("error")
 
     def buildProtocol(self, addr):
         p = CLIProtocol(self)

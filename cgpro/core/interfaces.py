@@ -576,7 +576,7 @@ class IMediaRelay(Interface):
             C{maxSessions}, C{portPairs} (the range's capacity),
             C{portPairsInUse}, C{allocated}, C{exhausted} (refused
             allocations), C{releasedBye}, C{releasedSilence}, and the sums
-            over active sessions of C{packets}, C{bytes}, C{forwarded},
+            over active sessions of C{packets}, C{bytes}, C{forwarded}, C{lost},
             C{dropped}, plus the same totals of sessions already released
             (C{packetsTotal}, ...).
         """

@@ -196,3 +196,49 @@ class _CallbackCollector:
                 family.add_metric(list(key), number)
             yield family
 
+
+
+class ListenerFigures:
+    """
+    The figures every listener's sessions report (connections, sessions
+    open, failed logins, errors by kind), for one module.
+
+    Made once per listener factory: the labelled children are resolved
+    here, so a session pays only for the increments, never for a label
+    lookup.
+
+    @ivar module: the C{module} label (the port table's module name:
+        C{smtp}, C{submission}, C{lmtp}, C{pop}, C{imap}, C{cli}).
+    @ivar authFailures: the child of C{cgpro_auth_failures_total}.
+    """
+
+    def __init__(self, catalog, module):
+        self.module = module
+        self._connections = catalog.counter("cgpro_connections_total").labels(module)
+        self._sessions = catalog.gauge("cgpro_sessions_active").labels(module)
+        self.authFailures = catalog.counter("cgpro_auth_failures_total").labels(module)
+        self._errorFamily = catalog.counter("cgpro_errors_total")
+        self._errors = {}
+
+    def opened(self):
+        """
+        A connection was accepted: one more connection, one more session.
+        """
+        self._connections.inc()
+        self._sessions.inc()
+
+    def closed(self):
+        """
+        A session ended (call once per L{opened}).
+        """
+        self._sessions.dec()
+
+    def error(self, kind):
+        """
+        Count one error of C{kind} (C{protocol}, C{internal}, C{timeout}
+        ...); children are made on first use, since kinds are few.
+        """
+        child = self._errors.get(kind)
+        if child is None:
+            child = self._errors[kind] = self._errorFamily.labels(self.module, kind)
+        child.inc()

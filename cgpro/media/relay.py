@@ -61,7 +61,7 @@ _extension, _whyNot = _loadExtension()
 IMPLEMENTATION = "py" if _extension is None else "c"
 
 #: the per-leg counters L{MediaSession.stats} sums into L{MediaRelay.stats}
-_TOTALS = ("packets", "bytes", "rtcpPackets", "rtcpBytes", "forwarded", "dropped")
+_TOTALS = ("packets", "bytes", "rtcpPackets", "rtcpBytes", "forwarded", "dropped", "lost")
 
 
 def bindUDPPair(host, port):

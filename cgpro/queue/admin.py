@@ -6,7 +6,10 @@ actions on it (C{RELEASESMTPQUEUE}, C{REJECTQUEUEMESSAGE}).
 
 Queue figures are computed on demand by a scan of the queued messages:
 nothing is counted on the delivery path, and a scan of tens of thousands
-of messages is quick next to the rate at which people ask.
+of messages is quick next to the rate at which people ask.  The server's
+catalog (L{cgpro.core.stats}) reads them the same way, by callbacks
+registered with L{QueueAdminMixin.reportTo}: the delivery path keeps
+only its plain integer counters.
 """
 
 from cgpro.core.envelope import FAILED, RecipientResult
@@ -57,6 +60,33 @@ class QueueAdminMixin:
                     if r.last is not None:
                         info["lastError"] = "%d %s" % (r.last.code, r.last.text)
         return result
+
+    def queueMessages(self):
+        """
+        @return: C{{"MODULE(queue)": messages}} for every logical queue
+            holding unfinished recipients (a message waiting in two
+            logical queues counts in both).
+        """
+        return {"%s(%s)" % (module, name): info["nTotal"]
+                for module, queues in self.listQueues().items()
+                for name, info in queues.items()}
+
+    def reportTo(self, catalog):
+        """
+        Show this queue's figures in a L{cgpro.core.stats.Catalog}:
+        C{cgpro_queue_messages} per logical queue, C{cgpro_mail_delivered_total}
+        per channel and C{cgpro_mail_bounced_total}, read at each
+        collection.  Idempotent, so whoever first meets both the queue and
+        the catalog may call it.
+        """
+        if any(known is catalog for known in self._catalogs):
+            return
+        self._catalogs.append(catalog)
+        catalog.callback("cgpro_queue_messages",
+                         lambda: {(name,): count for name, count in self.queueMessages().items()})
+        catalog.callback("cgpro_mail_delivered_total",
+                         lambda: {(channel,): count for channel, count in self.deliveredBy.items()})
+        catalog.callback("cgpro_mail_bounced_total", lambda: self.stats["bounced"])
 
     def queueLengths(self):
         """

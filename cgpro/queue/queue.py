@@ -69,7 +69,11 @@ class MessageQueue(ServerRulesMixin, QueueAdminMixin, service.Service):
 
     @ivar stats: counters for monitoring: C{accepted}, C{delivered},
         C{failed}, C{deferred} (attempts), C{expired}, C{discarded},
-        C{reports} (DSNs sent), C{recovered} (messages found at start).
+        C{reports} (DSNs sent), C{bounced} (those of them that return a
+        message for failed recipients), C{recovered} (messages found at
+        start).
+    @ivar deliveredBy: recipients delivered, by channel (C{LOCAL},
+        C{SMTP}, C{LIST} ...).
     @ivar settings: the L{QueueSettings} (C{QUEUE} module).
     @ivar writer: the durable writer (channels use it for their own files).
     """
@@ -110,7 +114,9 @@ class MessageQueue(ServerRulesMixin, QueueAdminMixin, service.Service):
         self.started = False
         self.stats = dict.fromkeys(
             ("accepted", "delivered", "failed", "deferred", "expired", "discarded", "reports",
-             "recovered"), 0)
+             "bounced", "recovered"), 0)
+        self.deliveredBy = {}
+        self._catalogs = []
 
     # -- IMessageQueue ----------------------------------------------------
 
@@ -495,12 +501,19 @@ class MessageQueue(ServerRulesMixin, QueueAdminMixin, service.Service):
 
     def _applied(self, msg, finals, deferred):
         stats = self.stats
+        deliveredBy = self.deliveredBy
         for r, result in finals:
             r.state = DONE
             r.last = result
             if r.first is None:
                 r.first = result
-            stats["delivered" if result.status == DELIVERED else "failed"] += 1
+            if result.status == DELIVERED:
+                stats["delivered"] += 1
+                if r.route is not None:
+                    module = r.route.module
+                    deliveredBy[module] = deliveredBy.get(module, 0) + 1
+            else:
+                stats["failed"] += 1
         for r, result, attempts, retryAt in deferred:
             r.state = WAITING
             r.last = result
@@ -615,6 +628,8 @@ class MessageQueue(ServerRulesMixin, QueueAdminMixin, service.Service):
         if not entries:
             self._remove(msg)
             return
+        if any(entry.action == dsn.FAILED for entry in entries):
+            self.stats["bounced"] += 1
         d = self._report(msg, entries)
         d.addCallback(lambda _: self._journal(msg, [{"Event": "Reported"}]))
         d.addCallbacks(lambda _: self._remove(msg), lambda f: self._reportFailed(f, msg))

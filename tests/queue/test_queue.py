@@ -577,3 +577,43 @@ class RealServerRulesTests(QueueTestsMixin, SynchronousTestCase):
         self.assertEqual(self.local.jobs, [])
         self.assertEqual(self.successResultOf(self.queue.whenDone(id))[0].status, DELIVERED)
 
+
+
+class FiguresTests(QueueTestsMixin, SynchronousTestCase):
+    """
+    The queue's figures in the server's catalog (L{MessageQueue.reportTo}),
+    read at collection from the counters the queue keeps anyway.
+    """
+
+    def setUp(self):
+        QueueTestsMixin.setUp(self)
+        from cgpro.core.stats import Catalog
+
+        self.catalog = Catalog()
+        self.queue.reportTo(self.catalog)
+        self.queue.reportTo(self.catalog)
+
+    def test_deliveredAndBounced(self):
+        """
+        Deliveries count per channel; a DSN about a failed recipient is a
+        bounce (and its own delivery counts too); registering twice
+        counts nothing twice.
+        """
+        self.submit(envelope("alice@main.dom", "nobody@main.dom", "bob@main.dom"))
+        self.submit(envelope("alice@main.dom", "x@far.dom", trusted=True))
+        self.assertEqual(self.catalog.element("cgpro_mail_delivered_total/LOCAL"), 2)
+        self.assertEqual(self.catalog.element("cgpro_mail_delivered_total/SMTP"), 1)
+        self.assertEqual(self.catalog.element("cgpro_mail_delivered_total"), 3)
+        self.assertEqual(self.catalog.element("cgpro_mail_bounced_total"), 1)
+
+    def test_queueMessages(self):
+        """
+        C{cgpro_queue_messages} shows the messages waiting in each logical
+        queue, and nothing once they are gone.
+        """
+        self.smtp.hold = True
+        self.submit(envelope("alice@main.dom", "x@far.dom", "y@far.dom", trusted=True))
+        self.submit(envelope("alice@main.dom", "z@far.dom", trusted=True))
+        self.assertEqual(self.catalog.element("cgpro_queue_messages/SMTP(far.dom)"), 2)
+        self.smtp.release()
+        self.assertEqual(self.catalog.element("cgpro_queue_messages"), 0)

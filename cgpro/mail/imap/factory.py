@@ -27,6 +27,7 @@ made here on first use as the other modules do).
 from twisted.internet import protocol
 
 from cgpro.core import dataformat
+from cgpro.core.stats import ListenerFigures
 from cgpro.core.throttle import LoginThrottle
 
 DEFAULTS = {
@@ -86,6 +87,8 @@ class IMAPFactory(protocol.Factory):
     @ivar tlsOptions: the STARTTLS context factory, or C{None}.
     @ivar throttle: the shared L{LoginThrottle}.
     @ivar sessions: sessions started; C{authFailures}: failed logins.
+    @ivar figures: the L{ListenerFigures} the sessions report to
+        (C{context.stats}, module C{imap}).
     """
 
     def __init__(self, context, spec=None, clock=None, throttle=None):
@@ -100,7 +103,23 @@ class IMAPFactory(protocol.Factory):
         self.tlsOptions = tls.options if tls is not None and tlsMode == "starttls" else None
         self.throttle = throttle if throttle is not None else _throttle(context)
         self.sessions = 0
-        self.authFailures = 0
+        self.figures = ListenerFigures(context.stats, getattr(spec, "module", None) or "imap")
+        self._authFailures = 0
+
+    @property
+    def authFailures(self):
+        """
+        Failed logins.  The login commands only add to this number; the
+        setter passes each addition on to C{cgpro_auth_failures_total}, so
+        the commands need not know the catalog.
+        """
+        return self._authFailures
+
+    @authFailures.setter
+    def authFailures(self, value):
+        if value > self._authFailures:
+            self.figures.authFailures.inc(value - self._authFailures)
+        self._authFailures = value
 
     def settings(self):
         return loadSettings(self.context.directory)

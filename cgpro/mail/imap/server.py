@@ -106,6 +106,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
     # -- connection -----------------------------------------------------------
 
     def connectionMade(self):
+        self.factory.figures.opened()
         self.settings = self.factory.settings()
         self.clientAddress = getattr(self.transport.getPeer(), "host", "") or ""
         self.framer = parser.Framer(self._literalLimit, maxLine=self.settings.maxLine)
@@ -115,6 +116,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
             " ".join(self.capabilities()), self.factory.hostname(), self.context.version))
 
     def connectionLost(self, reason=protocol.connectionDone):
+        self.factory.figures.closed()
         self._closed = True
         self.setTimeout(None)
         self._lineWaiter = None
@@ -124,6 +126,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
         self.closeMailbox()
 
     def timeoutConnection(self):
+        self.factory.figures.error("timeout")
         self.untagged("BYE autologout; idle for too long")
         self._close()
 
@@ -179,6 +182,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
                     self.continuation("OK")
                 elif kind == "reject":
                     tag, text = value
+                    self.factory.figures.error("protocol")
                     self.tagged(tag, "NO" if text.startswith("[TOOBIG]") else "BAD", text)
                 elif kind == "line":
                     waiter, self._lineWaiter = self._lineWaiter, None
@@ -213,14 +217,16 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
             tag = data.split(b" ", 1)[0][:64].decode("ascii", "replace") or "*"
             if parser._TAG_BAD.search(tag.encode("utf-8")):
                 tag = "*"
+            self.factory.figures.error("protocol")
             self.tagged(tag, "BAD", str(e))
             return
         states = COMMANDS.get(name)
-        if states is None:
-            self.tagged(tag, "BAD", "unknown command")
-            return
-        if self.state not in states:
-            self.tagged(tag, "BAD", "%s not valid in this state" % (name,))
+        if states is None or self.state not in states:
+            self.factory.figures.error("protocol")
+            if states is None:
+                self.tagged(tag, "BAD", "unknown command")
+            else:
+                self.tagged(tag, "BAD", "%s not valid in this state" % (name,))
             return
         handler = getattr(self, "cmd_" + name)
         self._busy = True
@@ -251,6 +257,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
             log.failure("IMAP {client}: {name} failed", failure, client=self.clientAddress,
                         name=name)
             status, text = "NO", "[SERVERBUG] internal error"
+            self.factory.figures.error("internal")
         if self.state == SELECTED and name not in _NO_EXPUNGE:
             self.flushUpdates(expunges=True)
         self.tagged(tag, status, text)
@@ -258,6 +265,7 @@ class IMAPServer(AuthCommands, MailboxCommands, FetchCommands, SearchCommands,
 
     def _internalError(self, failure, tag):
         log.failure("IMAP {client}: reply failed", failure, client=self.clientAddress)
+        self.factory.figures.error("internal")
         self._resume()
 
     def _resume(self):

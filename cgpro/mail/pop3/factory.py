@@ -16,6 +16,7 @@ client cannot multiply its allowance by switching protocols.
 from twisted.internet import protocol
 
 from cgpro.core import dataformat
+from cgpro.core.stats import ListenerFigures
 from cgpro.core.throttle import LoginThrottle
 from cgpro.mail.pop3.server import POP3Server
 from cgpro.mail.pop3.settings import loadSettings
@@ -31,6 +32,8 @@ class POP3Factory(protocol.Factory):
     @ivar throttle: the L{LoginThrottle} of failed logins.
     @ivar sessions: sessions started; C{logins}, C{loginFailures}:
         counters for statistics.
+    @ivar figures: the L{ListenerFigures} the sessions report to
+        (C{context.stats}, module C{pop}).
     """
 
     protocol = POP3Server
@@ -52,6 +55,7 @@ class POP3Factory(protocol.Factory):
         self.sessions = 0
         self.logins = 0
         self.loginFailures = 0
+        self.figures = ListenerFigures(context.stats, getattr(spec, "module", None) or "pop")
 
     def settings(self):
         """

@@ -177,6 +177,7 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
     # -- connection ------------------------------------------------------
 
     def connectionMade(self):
+        self.factory.figures.opened()
         try:
             self.settings = self.factory.settings()
             self.hostname = self.factory.hostname()
@@ -195,6 +196,7 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
         self._flush()
 
     def connectionLost(self, reason=protocol.connectionDone):
+        self.factory.figures.closed()
         self._closed = True
         self.setTimeout(None)
         self._sasl = None
@@ -208,6 +210,7 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
         # RFC 1939 section 3: the autologout timer closes the connection
         # without entering UPDATE (nothing is deleted) and without reply.
         self._log("idle timeout")
+        self.factory.figures.error("timeout")
         self._close()
 
     def _release(self):
@@ -379,6 +382,7 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
         self._out.append(error.line())
         if error.counts:
             self.errors += 1
+            self.factory.figures.error("protocol")
             limit = self.settings.maxErrors
             if limit and self.errors >= limit:
                 self._log("too many errors ({n}); closing", n=self.errors)
@@ -386,6 +390,7 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
 
     def _internalError(self, verb, failure=None):
         log.failure("POP3 {client}: {verb} failed", failure, client=self.clientAddress, verb=verb)
+        self.factory.figures.error("internal")
         self._out.append(POP3Error("internal error", "SYS/TEMP").line())
 
     # -- any state ---------------------------------------------------------
@@ -545,6 +550,7 @@ class POP3Server(protocol.Protocol, TimeoutMixin):
         """
         self.factory.throttle.failed(self.clientAddress)
         self.factory.loginFailures += 1
+        self.factory.figures.authFailures.inc()
         self._log("{method} login failed for {user}: {reason}", method=method,
                   user=printable(user), reason=reason)
         error = POP3Error("authentication failed", "AUTH")

@@ -295,6 +295,7 @@ class AuthCommands:
         """
         self.factory.throttle.failed(self.clientAddress)
         self.factory.authFailures += 1
+        self.factory.figures.authFailures.inc()
         self._log("AUTH {mechanism} failed for {user}: {reason}", mechanism=mechanism,
                   user=printable(user), reason=reason)
         error = SMTPError(535, "5.7.8", "authentication credentials invalid", quiet=True)

@@ -21,6 +21,7 @@ counters, so a client cannot multiply its allowance by switching ports.
 from twisted.internet import protocol
 
 from cgpro.core import dataformat
+from cgpro.core.stats import ListenerFigures
 from cgpro.core.throttle import LoginThrottle
 from cgpro.mail.smtp.lmtp import LMTPServer
 from cgpro.mail.smtp.policy import Policy, SlidingWindow
@@ -40,6 +41,10 @@ class SMTPFactory(protocol.Factory):
     @ivar module: the module whose settings apply (C{SMTP} or C{LMTP}).
     @ivar sessions: sessions started; C{accepted}, C{rejected},
         C{authFailures}: counters for statistics.
+    @ivar figures: the L{ListenerFigures} the sessions report to
+        (C{context.stats}, labelled with the port table's module name).
+    @ivar acceptedFigure: this listener's child of
+        C{cgpro_mail_accepted_total}.
     """
 
     protocol = SMTPServer
@@ -73,6 +78,9 @@ class SMTPFactory(protocol.Factory):
         self.accepted = 0
         self.rejected = 0
         self.authFailures = 0
+        label = getattr(spec, "module", None) or module.lower()
+        self.figures = ListenerFigures(context.stats, label)
+        self.acceptedFigure = context.stats.counter("cgpro_mail_accepted_total").labels(label)
 
     def settings(self):
         """
@@ -108,6 +116,12 @@ def _shared(context):
             )
         rates = (SlidingWindow(context.reactor), SlidingWindow(context.reactor))
         shared = context.smtpShared = {"throttle": throttle, "rates": rates}
+        # The queue keeps its own figures; the first listener that feeds
+        # it shows them to the server's catalog (once: reportTo is
+        # idempotent, so the service tree may do it too).
+        queue = getattr(context, "queue", None)
+        if queue is not None and hasattr(queue, "reportTo"):
+            queue.reportTo(context.stats)
     return shared
 
 

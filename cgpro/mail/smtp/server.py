@@ -114,6 +114,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
         return self.authUser is not None or self.isClient
 
     def connectionMade(self):
+        self.factory.figures.opened()
         try:
             self._start()
         except Exception:
@@ -133,6 +134,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
                 self.policy.connectionAllowed(self.clientAddress, self.settings)
             except SMTPError as e:
                 self._log("connection refused: {reply}", reply=_text(e))
+                self.factory.figures.error("refused")
                 self._out.append(e.reply())
                 self._close()
                 return
@@ -142,6 +144,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
         self._flush()
 
     def connectionLost(self, reason=protocol.connectionDone):
+        self.factory.figures.closed()
         self._closed = True
         self.setTimeout(None)
         if self.txn is not None:
@@ -153,6 +156,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
 
     def timeoutConnection(self):
         self._log("idle timeout")
+        self.factory.figures.error("timeout")
         if self.txn is not None:
             self.txn.abort()
             self.txn = None
@@ -315,6 +319,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
             return
         if error.code in ERROR_CODES:
             self.errors += 1
+            self.factory.figures.error("protocol")
             limit = self.settings.maxErrors
             if limit and self.errors >= limit:
                 self._log("too many errors ({count}); closing", count=self.errors)
@@ -327,6 +332,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
     def _internalError(self, verb, failure=None):
         log.failure("{service} {client}: {verb} failed", failure,
                     service=self.serviceName, client=self.clientAddress, verb=verb)
+        self.factory.figures.error("internal")
         self._sasl = None
         if self.txn is not None:
             self.txn.abort()
@@ -645,6 +651,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
     def _committed(self, queueId, txn):
         envelope = txn.envelope
         self.factory.accepted += 1
+        self.factory.acceptedFigure.inc()
         self._log("{id} accepted from <{sender}> for {count} recipient(s), {size} bytes",
                   id=queueId, sender=printable(envelope.sender, 256),
                   count=len(envelope.recipients), size=envelope.size)
@@ -670,6 +677,7 @@ class SMTPServer(auth.AuthCommands, protocol.Protocol, TimeoutMixin):
         log.failure("{service} {client}: cannot queue the message from <{sender}>", failure,
                     service=self.serviceName, client=self.clientAddress,
                     sender=txn.envelope.sender)
+        self.factory.figures.error("queue")
         if not self._closed:
             self.messageFailed(txn)
         return None
