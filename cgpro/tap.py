@@ -3,8 +3,9 @@
 The C{twistd cgpro} command: options and C{makeService}.
 
 Everything is built by L{cgpro.service.makeRootService}; this module only
-turns the command line (and the environment) into its arguments and
-reports configuration errors as one clear line instead of a traceback.
+turns the command line (and the environment) into its arguments, adds the
+server log (L{makeLoggedService}), and reports configuration errors as one
+clear line instead of a traceback.
 """
 
 import os
@@ -57,10 +58,10 @@ def makeService(options):
     """
     @return: the root service built from C{options}.
     """
-    from cgpro.service import StartupError, makeRootService
+    from cgpro.service import StartupError
 
     try:
-        return makeRootService(
+        return makeLoggedService(
             base=options["base"],
             etc=options["etc"],
             portOffset=options["port-offset"],
@@ -70,3 +71,33 @@ def makeService(options):
         )
     except StartupError as e:
         raise SystemExit("cgpro: cannot start: %s" % (e,))
+
+
+def makeLoggedService(base="var", reactor=None, publisher=None, **kwargs):
+    """
+    Build the server with its log (C{<base>/Logs/cgpro.log}, syslog).
+
+    The log observer is added next to twistd's own (which keeps printing
+    everything) once the server is built and the directory loaded, so it
+    follows the log settings from its first event.  What was logged while
+    building is not lost: twistd's log beginner buffers every event until
+    logging begins (after C{makeService}) and then replays them to all
+    observers, this one included.  The service C{log} (a child of the
+    root) closes the file after the reactor has shut down.
+    C{tac/cgpro.tac} uses this as well.
+
+    @param kwargs: the rest of L{cgpro.service.makeRootService}'s arguments.
+    @raise cgpro.service.StartupError: as L{cgpro.service.makeRootService}.
+    @return: the root service; C{root.context.logService} is the
+        L{cgpro.core.logconfig.LogService}.
+    """
+    from cgpro.core.logconfig import LogService
+    from cgpro.service import makeRootService
+
+    root = makeRootService(base=base, reactor=reactor, **kwargs)
+    logService = LogService(base, reactor=reactor, publisher=publisher)
+    logService.watch(root.context.directory)
+    logService.attach()
+    root.context.logService = logService
+    logService.setServiceParent(root)
+    return root

@@ -10,10 +10,11 @@ import os
 
 from twisted.application import service
 
-from cgpro.service import StartupError, makeRootService
+from cgpro.service import StartupError
+from cgpro.tap import makeLoggedService
 
 try:
-    root = makeRootService(
+    root = makeLoggedService(
         base=os.environ.get("CGPRO_BASE", "var"),
         portOffset=int(os.environ.get("CGPRO_PORT_OFFSET", "0")),
         domain=os.environ.get("CGPRO_DOMAIN"),
