@@ -52,7 +52,8 @@ class ServiceTreeTests(SynchronousTestCase):
         self.assertEqual([s.name for s in root], ["storage", "queue", "media", "signal", "listeners"])
         listeners = root.getServiceNamed("listeners")
         self.assertEqual(sorted(s.name for s in listeners),
-                         ["cli", "imap", "lmtp", "pop", "sip", "smtp", "submission"])
+                         ["cli", "imap", "lmtp", "metrics", "pop", "sip", "smtp", "snmp",
+                          "submission", "syslog"])
         self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("sip")),
                          ["sip-tcp", "sip-udp", "sips"])
         self.assertEqual(sorted(s.name for s in listeners.getServiceNamed("smtp")),
@@ -77,9 +78,10 @@ class ServiceTreeTests(SynchronousTestCase):
         servers = {port: (factory, interface) for port, factory, _, interface in
                    self.reactor.tcpServers}
         self.assertEqual(sorted(servers),
-                         [10024, 10025, 10106, 10110, 10143, 10465, 10587, 10993, 10995,
-                          15060, 15061])
-        self.assertEqual([port for port, _, _, _ in self.reactor.udpPorts], [15060])
+                         [10024, 10025, 10106, 10110, 10143, 10161, 10465, 10514, 10587,
+                          10993, 10995, 15060, 15061, 19106])
+        self.assertEqual(sorted(port for port, _, _, _ in self.reactor.udpPorts),
+                         [10161, 10514, 15060])
         self.assertEqual(rows["sip-udp"]["State"], "listening")
         factory, interface = servers[10106]
         self.assertEqual(interface, "127.0.0.1")

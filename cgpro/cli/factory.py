@@ -13,7 +13,9 @@ from cgpro.core import dataformat
 from cgpro.core.throttle import LoginThrottle
 
 # Registration side effects: each module adds its commands to the table.
+import cgpro.core.logcommands  # noqa: F401  (log settings)
 import cgpro.core.servercommands  # noqa: F401
+import cgpro.core.statcommands  # noqa: F401  (statistics)
 import cgpro.directory.accountcommands  # noqa: F401
 import cgpro.directory.commands  # noqa: F401
 import cgpro.directory.listcommands  # noqa: F401  (mailing lists)

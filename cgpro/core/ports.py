@@ -29,6 +29,9 @@ PROTOCOLS = {
     "pop": "cgpro.mail.pop3.factory.build",
     "imap": "cgpro.mail.imap.factory.build",
     "sip": "cgpro.sip.factory.build",
+    "snmp": "cgpro.monitor.snmp.build",
+    "metrics": "cgpro.monitor.metrics.build",
+    "syslog": "cgpro.monitor.syslog.build",
 }
 
 TRANSPORTS = ("tcp", "udp")

@@ -59,10 +59,10 @@ CLI_PORT = 106
 
 #: Every port the implemented modules listen on (before the offset): an
 #: offset is used only if all of them are free.
-LISTENING_PORTS = (24, 25, 106, 110, 143, 465, 587, 993, 995, 5060, 5061)
+LISTENING_PORTS = (24, 25, 106, 110, 143, 465, 587, 993, 995, 5060, 5061, 9106)
 
 #: The UDP rows (SIP): also checked before an offset is used.
-LISTENING_UDP_PORTS = (5060,)
+LISTENING_UDP_PORTS = (161, 514, 5060)
 
 #: Offsets are drawn from this range (so every shipped row stays below 65536
 #: except a handful of high ones, which are not implemented yet).
