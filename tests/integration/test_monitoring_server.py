@@ -221,3 +221,41 @@ class MonitoringTests(SynchronousTestCase):
                                 capture_output=True, timeout=60)
         self.assertEqual((result.returncode, result.stdout, result.stderr), (0, b"", b""),
                          text)
+
+    def test_sipTraffic(self):
+        """
+        SIP traffic (an OPTIONS, a REGISTER challenged then accepted, a
+        MESSAGE to an account without devices) moves the SIP figures by
+        exactly that on C{/metrics}, over the CLI and over SNMP alike.
+        """
+        from tests.support.sip import UDPAgent, sipPort
+
+        before = samples(scrape(self.server)[2])
+        agent = UDPAgent(sipPort(self.server), "alice")
+        self.addCleanup(agent.close)
+        agent.request("OPTIONS", "sip:127.0.0.1")
+        self.assertEqual(agent.receive().code, 200)
+        self.assertEqual(agent.register(PASSWORD).code, 200)
+        agent.request("MESSAGE", "sip:bob@main.dom", ["Content-Type: text/plain"], b"hi",
+                      toUser="bob")
+        self.assertEqual(agent.receive().code, 480)
+        after = samples(scrape(self.server)[2])
+
+        def moved(name, **labels):
+            return figure(after, name, **labels) - figure(before, name, **labels)
+
+        self.assertEqual(moved("cgpro_sip_requests_total", method="OPTIONS"), 1)
+        self.assertEqual(moved("cgpro_sip_requests_total", method="REGISTER"), 2)
+        self.assertEqual(moved("cgpro_sip_requests_total", method="MESSAGE"), 1)
+        self.assertEqual(moved("cgpro_sip_responses_total", **{"class": "2xx"}), 2)
+        self.assertEqual(moved("cgpro_sip_responses_total", **{"class": "4xx"}), 2)
+        self.assertEqual(figure(after, "cgpro_sip_registrations"), 1)
+        self.assertEqual(element(self.cli, "cgpro_sip_requests_total/REGISTER"), 2)
+        self.assertEqual(element(self.cli, "cgpro_sip_registrations"), 1)
+        if shutil.which("snmpget"):
+            snmpPort = port(self.server, 161)
+            out = subprocess.run(
+                ["snmpget", "-v2c", "-c", "public", "-On", "-Oqv", "127.0.0.1:%d" % snmpPort,
+                 "1.3.6.1.3.7106.1.33.0"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+            self.assertEqual(out.stdout.decode().strip(), "1", out.stdout)
