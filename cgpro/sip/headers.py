@@ -11,7 +11,7 @@ L{cgpro.sip.message.Message} only when that header is asked for.
 import re
 
 from cgpro.sip.uri import (
-    SIPParseError, _TOKEN, _digitsRe, _hostRe, _tokenRe, checkPort,
+    SIPParseError, _TOKEN, _hostRe, _tokenRe, checkPort,
     formatParams, getParam, parseParams, parseURI)
 
 COMPACT_FORMS = {
@@ -33,6 +33,11 @@ for _name in _SPECIAL_NAMES:
     _canonical[_name.lower()] = _name
 
 
+# Canonical spellings seen so far, mapped to themselves: the stack's own
+# lookups (getHeaders("Via"), ...) hit this without lower-casing.
+_isCanonical = dict((v, v) for v in _canonical.values())
+
+
 def canonicalName(name):
     """
     Return the canonical spelling of a header name: compact forms are
@@ -42,16 +47,20 @@ def canonicalName(name):
     @type name: L{str}
     @rtype: L{str}
     """
+    result = _isCanonical.get(name)
+    if result is not None:
+        return result
     lower = name.lower()
     result = _canonical.get(lower)
     if result is None:
         result = "-".join(part.capitalize() for part in lower.split("-"))
         if len(_canonical) < 4096:  # bounded: names come from the wire
             _canonical[lower] = result
+            _isCanonical[result] = result
     return result
 
 
-_cseqRe = re.compile(r"[ \t]*(\d+)[ \t]+(" + _TOKEN + r")[ \t]*\Z")
+_cseqRe = re.compile(r"[ \t]*([0-9]+)[ \t]+(" + _TOKEN + r")[ \t]*\Z")
 _viaRe = re.compile(
     r"\s*(" + _TOKEN + r")\s*/\s*(" + _TOKEN + r")\s*/\s*(" + _TOKEN +
     r")\s+(.*)\Z", re.S)
@@ -69,6 +78,13 @@ def splitQuoted(text, sep):
     """
     if '"' not in text and "<" not in text:
         return text.split(sep)
+    if sep not in text:
+        # nothing to split (one Contact, one Route): only check closure
+        if "<" in text and ">" not in text[text.index("<"):]:
+            raise SIPParseError("unterminated <")
+        if '"' in text and not _quotesClosed(text):
+            raise SIPParseError("unterminated quoted string")
+        return [text]
     parts, start, i, n = [], 0, 0, len(text)
     while i < n:
         c = text[i]
@@ -89,6 +105,19 @@ def splitQuoted(text, sep):
         i += 1
     parts.append(text[start:])
     return parts
+
+
+def _quotesClosed(text):
+    i, n = text.index('"'), len(text)
+    while i < n:
+        if text[i] == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            if i >= n:
+                return False
+        i += 1
+    return True
 
 
 class NameAddr:
@@ -143,6 +172,18 @@ class NameAddr:
         return "NameAddr(%r)" % (str(self),)
 
 
+def _newNameAddr(uri, params):
+    addr = _new(NameAddr)
+    addr.uri = uri
+    addr.displayName = None
+    addr.params = params
+    addr.wildcard = False
+    return addr
+
+
+_new = object.__new__
+
+
 def parseNameAddr(text):
     """
     Parse one name-addr or addr-spec followed by header parameters.
@@ -153,6 +194,20 @@ def parseNameAddr(text):
     @raise SIPParseError: the value is malformed.
     """
     text = text.strip()
+    if text[:1] == "<":
+        # fast path: <URI> followed by parameters, no display name
+        gt = text.find(">")
+        if gt > 0:
+            uri = parseURI(text[1:gt])
+            rest = text[gt + 1:]
+            params = []
+            if rest:
+                rest = rest.strip()
+                if rest:
+                    if rest[0] != ";":
+                        raise SIPParseError("junk after address: %r" % (rest,))
+                    params = parseParams(splitQuoted(rest[1:], ";"))
+            return _newNameAddr(uri, params)
     if text == "*":
         return NameAddr(None, wildcard=True)
     displayName = None
@@ -254,20 +309,49 @@ def parseVia(text):
 
     @raise SIPParseError: the element is malformed.
     """
+    if text[:8] == "SIP/2.0/":
+        # fast path: "SIP/2.0/UDP host:port;params" as (nearly) every
+        # client writes it; anything else takes the regex below
+        sp = text.find(" ", 8)
+        transport = text[8:sp]
+        rest = text[sp + 1:]
+        if (sp > 8 and _plainTokenRe.match(transport) and rest
+                and rest[0] not in " \t" and '"' not in rest
+                and "\t" not in rest and " " not in rest):
+            return _finishVia("SIP", "2.0", transport.upper(), rest.split(";"))
     m = _viaRe.match(text)
     if not m:
         raise SIPParseError("bad Via %r" % (text.strip(),))
-    parts = splitQuoted(m.group(4), ";")
-    sentBy = "".join(parts[0].split())
+    return _finishVia(m.group(1).upper(), m.group(2), m.group(3).upper(),
+                      splitQuoted(m.group(4), ";"))
+
+
+_plainTokenRe = re.compile(_TOKEN + r"\Z")
+
+
+def _finishVia(protocol, version, transport, parts):
+    sentBy = parts[0]
     h = _hostRe.match(sentBy)
     if not h:
-        raise SIPParseError("bad Via sent-by %r" % (sentBy,))
-    params = parseParams(parts[1:])
-    rport = getParam(params, "rport")
-    if rport is not None and not _digitsRe.match(rport):
-        raise SIPParseError("bad Via rport %r" % (rport,))
-    return Via(m.group(3).upper(), h.group(1), checkPort(h.group(2)),
-               params, m.group(1).upper(), m.group(2))
+        sentBy = "".join(sentBy.split())
+        h = _hostRe.match(sentBy)
+        if not h:
+            raise SIPParseError("bad Via sent-by %r" % (sentBy,))
+    params = parseParams(parts[1:]) if len(parts) > 1 else []
+    for name, rport in params:
+        if name == "rport":
+            if rport is not None and not (rport.isascii() and rport.isdigit()):
+                raise SIPParseError("bad Via rport %r" % (rport,))
+            break
+    host, port = h.groups()
+    via = _new(Via)
+    via.protocol = protocol
+    via.version = version
+    via.transport = transport
+    via.host = host
+    via.port = None if port is None else checkPort(port)
+    via.params = params
+    return via
 
 
 class CSeq:
@@ -301,7 +385,7 @@ def parseScalar(name, value, limit):
         scalar02).
     """
     value = value.strip()
-    if not _digitsRe.match(value):
+    if not (value.isdigit() and value.isascii()):
         raise SIPParseError("bad %s %r" % (name, value))
     number = int(value)
     if number > limit:
@@ -328,10 +412,27 @@ def parseCSeq(value):
 
     @raise SIPParseError: malformed, negative or too large.
     """
-    m = _cseqRe.match(value)
-    if not m:
-        raise SIPParseError("bad CSeq %r" % (value,))
-    number = int(m.group(1))
+    digits, sp, method = value.partition(" ")
+    if (sp and digits.isdigit() and digits.isascii()
+            and method in _METHODS):
+        # fast path: "1 REGISTER"
+        pass
+    else:
+        m = _cseqRe.match(value)
+        if not m:
+            raise SIPParseError("bad CSeq %r" % (value,))
+        digits, method = m.groups()
+    number = int(digits)
     if number >= 2 ** 31:
-        raise SIPParseError("CSeq out of range: %s" % (m.group(1),))
-    return CSeq(number, m.group(2))
+        raise SIPParseError("CSeq out of range: %s" % (digits,))
+    cseq = _new(CSeq)
+    cseq.number = number
+    cseq.method = method
+    return cseq
+
+
+# Methods the CSeq fast path accepts without the regex (any other token
+# still parses, through it).
+_METHODS = frozenset((
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+    "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"))

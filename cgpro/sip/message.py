@@ -22,8 +22,8 @@ non-UTF-8 bytes survive a parse/serialize round trip unchanged.
 import re
 
 from cgpro.sip.headers import (
-    COMPACT_FORMS, CSeq, NameAddr, Via, canonicalName, parseCallId, parseCSeq,
-    parseNameAddr, parseScalar, parseVia, splitQuoted)
+    _METHODS, COMPACT_FORMS, CSeq, NameAddr, Via, canonicalName, parseCallId,
+    parseCSeq, parseNameAddr, parseScalar, parseVia, splitQuoted)
 from cgpro.sip.uri import (
     AbsoluteURI, SIPParseError, SIPURI, _ENCODING, _ERRORS, _tokenRe,
     parseURI)
@@ -44,7 +44,21 @@ _statusRe = re.compile(r"(SIP/\d+\.\d+) ([1-6]\d\d) (.*)\Z", re.S | re.I)
 _versionRe = re.compile(r"SIP/\d+\.\d+\Z", re.I)
 
 _REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
+_REQUIRED_SET = frozenset(_REQUIRED)
+_new = object.__new__
 _cacheMissing = object()
+
+
+def _parseMaxForwards(value):
+    return parseScalar("Max-Forwards", value, 255)
+
+
+def _parseExpires(value):
+    return parseScalar("Expires", value, 2 ** 32 - 1)
+
+
+def _parseContentLength(value):
+    return parseScalar("Content-Length", value, 2 ** 31)
 
 
 class Message:
@@ -106,31 +120,45 @@ class Message:
         self.headers = [h for h in self.headers if h[0] != name]
         self._cache.clear()
 
+    # The typed accessors below pass canonical names, so they scan
+    # self.headers directly instead of going through getHeaders.
+
     def _listOf(self, name, parser):
         result = self._cache.get(name, _cacheMissing)
         if result is _cacheMissing:
             result = []
-            for value in self.getHeaders(name):
-                for element in splitQuoted(value, ","):
-                    if element.strip():
-                        result.append(parser(element))
+            for n, value in self.headers:
+                if n == name:
+                    if "," in value:
+                        for element in splitQuoted(value, ","):
+                            if element.strip():
+                                result.append(parser(element))
+                    elif value:
+                        splitQuoted(value, ",")  # closure checks only
+                        result.append(parser(value))
             self._cache[name] = result
         return result
 
     def _single(self, name, parser):
         result = self._cache.get(name, _cacheMissing)
         if result is _cacheMissing:
-            values = self.getHeaders(name)
-            if len(values) > 1:
-                raise SIPParseError("more than one %s header" % (name,))
-            result = parser(values[0]) if values else None
+            found = None
+            for n, value in self.headers:
+                if n == name:
+                    if found is not None:
+                        raise SIPParseError("more than one %s header" % (name,))
+                    found = value
+            result = None if found is None else parser(found)
             self._cache[name] = result
         return result
 
     @property
     def via(self):
         """The list of L{Via} elements, topmost first."""
-        return self._listOf("Via", parseVia)
+        try:
+            return self._cache["Via"]
+        except KeyError:
+            return self._listOf("Via", parseVia)
 
     @property
     def contact(self):
@@ -153,45 +181,66 @@ class Message:
     @property
     def fromAddr(self):
         """The From L{NameAddr}."""
-        return self._single("From", parseNameAddr)
+        try:
+            return self._cache["From"]
+        except KeyError:
+            return self._single("From", parseNameAddr)
 
     @property
     def toAddr(self):
         """The To L{NameAddr}."""
-        return self._single("To", parseNameAddr)
+        try:
+            return self._cache["To"]
+        except KeyError:
+            return self._single("To", parseNameAddr)
 
     @property
     def callId(self):
         """The Call-ID string."""
-        return self._single("Call-ID", parseCallId)
+        try:
+            return self._cache["Call-ID"]
+        except KeyError:
+            return self._single("Call-ID", parseCallId)
 
     @property
     def cseq(self):
         """The L{CSeq}."""
-        return self._single("CSeq", parseCSeq)
+        try:
+            return self._cache["CSeq"]
+        except KeyError:
+            return self._single("CSeq", parseCSeq)
 
     @property
     def maxForwards(self):
         """The Max-Forwards value (0-255), or L{None}."""
-        return self._single("Max-Forwards",
-                            lambda v: parseScalar("Max-Forwards", v, 255))
+        try:
+            return self._cache["Max-Forwards"]
+        except KeyError:
+            return self._single("Max-Forwards", _parseMaxForwards)
 
     @property
     def expires(self):
         """The Expires value in seconds, or L{None}."""
-        return self._single("Expires",
-                            lambda v: parseScalar("Expires", v, 2 ** 32 - 1))
+        try:
+            return self._cache["Expires"]
+        except KeyError:
+            return self._single("Expires", _parseExpires)
 
     @property
     def contentLength(self):
         """The Content-Length value, or L{None} if absent."""
-        return self._single("Content-Length",
-                            lambda v: parseScalar("Content-Length", v, 2 ** 31))
+        try:
+            return self._cache["Content-Length"]
+        except KeyError:
+            return self._single("Content-Length", _parseContentLength)
 
     @property
     def contentType(self):
         """The Content-Type value, stripped, or L{None}."""
-        return self._single("Content-Type", lambda v: v.strip())
+        try:
+            return self._cache["Content-Type"]
+        except KeyError:
+            return self._single("Content-Type", str.strip)
 
     def validate(self):
         """
@@ -332,19 +381,30 @@ def parseMessage(data, stream=False, maxSize=DEFAULT_MAX_SIZE):
         if len(parts) != 3:
             raise SIPParseError("bad request line %r" % (startLine,))
         method, uri, version = parts
-        if not _tokenRe.match(method):
+        if method not in _METHODS and not _tokenRe.match(method):
             raise SIPParseError("bad method %r" % (method,))
-        if not _versionRe.match(version):
-            raise SIPParseError("bad SIP version %r" % (version,))
+        if version != "SIP/2.0":
+            if not _versionRe.match(version):
+                raise SIPParseError("bad SIP version %r" % (version,))
+            version = version.upper()
         requestURI = parseURI(uri)
         if getattr(requestURI, "headers", None):
             # RFC 3261 section 19.1.1: never in a Request-URI (RFC 4475
             # escruri).
             raise SIPParseError("headers in Request-URI %r" % (uri,))
-        message = Request(method, requestURI, version.upper())
+        message = _new(Request)
+        message.method = method
+        message.requestURI = requestURI
+        message.version = version
+        message.headers = []
+        message.body = b""
+        message._cache = {}
     headers = message.headers
     seen = set()
     cache = _nameCache
+    append = headers.append
+    see = seen.add
+    length = None
     for line in lines[1:]:
         raw, colon, value = line.partition(":")
         name = cache.get(raw)
@@ -355,14 +415,16 @@ def parseMessage(data, stream=False, maxSize=DEFAULT_MAX_SIZE):
             name = canonicalName(stripped)
             if len(cache) < 4096:  # bounded: names come from the wire
                 cache[raw] = name
-        seen.add(name)
-        headers.append([name, value.strip()])
-    for name in _REQUIRED:
-        if name not in seen:
-            raise SIPParseError("missing %s" % (name,))
-    if isinstance(message, Request) and "Max-Forwards" not in seen:
+        see(name)
+        append([name, value.strip()])
+    if len(seen) < 5 or not _REQUIRED_SET.issubset(seen):
+        for name in _REQUIRED:
+            if name not in seen:
+                raise SIPParseError("missing %s" % (name,))
+    if message.__class__ is Request and "Max-Forwards" not in seen:
         raise SIPParseError("missing Max-Forwards")
-    length = message.contentLength
+    if "Content-Length" in seen:
+        length = message.contentLength
     if length is None:
         if stream:
             raise SIPParseError("missing Content-Length on a stream")

@@ -51,11 +51,26 @@ def unescape(text):
     return raw.decode(_ENCODING, _ERRORS)
 
 
+def _unsafeRe(safe):
+    return re.compile("[^%s]" % ("".join(re.escape(c) for c in sorted(safe)),))
+
+
+# One C-level scan answers "nothing to escape" (the usual case: every
+# URI is turned back into text on the REGISTER path) instead of a
+# Python-level loop over the characters.
+_UNSAFE = {id(_USER_SAFE): _unsafeRe(_USER_SAFE),
+           id(_PASSWORD_SAFE): _unsafeRe(_PASSWORD_SAFE)}
+
+
 def escape(text, safe=_USER_SAFE):
     """
     Escape every character not in C{safe}, byte by byte in UTF-8.
     """
-    if all(c in safe for c in text):
+    unsafe = _UNSAFE.get(id(safe))
+    if unsafe is not None:
+        if unsafe.search(text) is None:
+            return text
+    elif all(c in safe for c in text):
         return text
     out = []
     for c in text:
@@ -74,20 +89,28 @@ def parseParams(parts):
     @return: a list of C{(lower-case name, value or None)}.
     """
     params = []
+    append = params.append
+    tokenMatch = _tokenRe.match
     for part in parts:
         name, eq, value = part.partition("=")
-        name = name.strip()
-        if not _tokenRe.match(name):
-            raise SIPParseError("bad parameter %r" % (part.strip(),))
-        value = value.strip() if eq else None
-        if eq and not value:
-            raise SIPParseError("empty value for parameter %r" % (name,))
-        params.append((name.lower(), value))
+        if not tokenMatch(name):
+            name = name.strip()
+            if not tokenMatch(name):
+                raise SIPParseError("bad parameter %r" % (part.strip(),))
+        if eq:
+            value = value.strip()
+            if not value:
+                raise SIPParseError("empty value for parameter %r" % (name,))
+            append((name.lower(), value))
+        else:
+            append((name.lower(), None))
     return params
 
 
 def formatParams(params):
-    return "".join(";%s" % n if v is None else ";%s=%s" % (n, v)
+    if not params:
+        return ""
+    return "".join(";" + n if v is None else ";%s=%s" % (n, v)
                    for n, v in params)
 
 
@@ -176,6 +199,16 @@ class SIPURI:
     def __str__(self):
         if self.scheme == "tel":
             return "tel:%s%s" % (self.user, formatParams(self.params))
+        if self.password is None and not self.headers:
+            # the usual shape: scheme:[user@]host[:port][;params]
+            user = self.user
+            port = self.port
+            return "%s:%s%s%s%s" % (
+                self.scheme,
+                "" if user is None else escape(user) + "@",
+                self.host,
+                "" if port is None else ":%d" % (port,),
+                formatParams(self.params) if self.params else "")
         out = [self.scheme, ":"]
         if self.user is not None:
             out.append(escape(self.user))
@@ -204,6 +237,25 @@ class SIPURI:
         return "SIPURI(%r)" % (str(self),)
 
 
+_schemeRe = re.compile(r"[a-z][a-z0-9+.-]*\Z")
+
+
+def _newSIPURI(scheme, user, host, port, params, headers, password):
+    # parseURI's constructor: the lists are fresh, no copies needed
+    uri = _new(SIPURI)
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = password
+    uri.host = host
+    uri.port = port
+    uri.params = params
+    uri.headers = headers
+    return uri
+
+
+_new = object.__new__
+
+
 def parseURI(text):
     """
     Parse a URI: sip, sips and tel into L{SIPURI}, other schemes into
@@ -212,10 +264,13 @@ def parseURI(text):
     @raise SIPParseError: the URI is malformed.
     """
     scheme, colon, rest = text.partition(":")
-    scheme = scheme.lower()
-    if not colon or not re.match(r"[a-z][a-z0-9+.-]*\Z", scheme):
+    if scheme != "sip":
+        scheme = scheme.lower()
+        if not colon or not _schemeRe.match(scheme):
+            raise SIPParseError("bad URI %r" % (text,))
+    elif not colon:
         raise SIPParseError("bad URI %r" % (text,))
-    if any(c in rest for c in " \t\r\n"):
+    if " " in rest or "\t" in rest or "\r" in rest or "\n" in rest:
         raise SIPParseError("whitespace in URI %r" % (text,))
     if scheme == "tel":
         parts = rest.split(";")
@@ -223,7 +278,7 @@ def parseURI(text):
             raise SIPParseError("empty tel number")
         return SIPURI("tel", user=unescape(parts[0]),
                       params=parseParams(parts[1:]))
-    if scheme not in ("sip", "sips"):
+    if scheme != "sip" and scheme != "sips":
         if not rest:
             raise SIPParseError("bad URI %r" % (text,))
         return AbsoluteURI(scheme, rest)
@@ -237,19 +292,25 @@ def parseURI(text):
         user = unescape(userPart)
         if colon:
             password = unescape(pw)
-    rest, q, hdrs = rest.partition("?")
-    parts = rest.split(";")
-    m = _hostRe.match(parts[0])
-    if not m:
-        raise SIPParseError("bad host in URI %r" % (text,))
     headers = []
-    if q:
+    if "?" in rest:
+        rest, _, hdrs = rest.partition("?")
         for h in hdrs.split("&"):
             k, eq, v = h.partition("=")
             if not k or not eq:
                 raise SIPParseError("bad URI header %r" % (h,))
             headers.append((unescape(k), unescape(v)))
-    return SIPURI(scheme, user, m.group(1), checkPort(m.group(2)),
-                  parseParams(parts[1:]), headers, password)
-
-
+    if ";" in rest:
+        parts = rest.split(";")
+        hostport = parts[0]
+        params = parseParams(parts[1:])
+    else:
+        hostport = rest
+        params = []
+    m = _hostRe.match(hostport)
+    if not m:
+        raise SIPParseError("bad host in URI %r" % (text,))
+    host, port = m.groups()
+    if port is not None:
+        port = checkPort(port)
+    return _newSIPURI(scheme, user, host, port, params, headers, password)

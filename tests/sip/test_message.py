@@ -8,10 +8,11 @@ stream framing and a parse/serialize round-trip property.
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import TestCase
 
+from cgpro.sip.headers import CSeq, parseCSeq, parseScalar
 from cgpro.sip.message import (
     AbsoluteURI, NameAddr, Request, Response, SIPParseError, SIPURI,
     StreamFramer, canonicalName, parseMessage, parseNameAddr, parseURI,
-    parseVia)
+    parseVia, splitQuoted)
 
 
 def msg(*lines, body=b""):
@@ -463,6 +464,226 @@ class URITests(TestCase):
         self.assertEqual((v.transport, v.host, v.port, v.branch),
                          ("UDP", "10.0.0.1", 5060, "z9hG4bKx"))
         self.assertEqual(str(v), "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx")
+
+
+class FastPathTests(TestCase):
+    """
+    The parsers take a shortcut for the forms clients write (SIPp, phones:
+    C{SIP/2.0/UDP host:port;params}, C{<uri>;params}, C{1 REGISTER}); the
+    result must be the same as through the general path, and the same
+    inputs must still be refused.
+    """
+
+    REGISTER = msg(
+        "REGISTER sip:127.0.0.1 SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:16010;branch=z9hG4bK-1-2-0;rport",
+        "Max-Forwards: 70",
+        "From: <sip:user0001@127.0.0.1>;tag=1SIPpTag002",
+        "To: <sip:user0001@127.0.0.1>",
+        "Call-ID: 2-1@127.0.0.1",
+        "CSeq: 1 REGISTER",
+        "Contact: <sip:user0001@127.0.0.1:16010;transport=UDP>",
+        "Expires: 3600",
+        "Content-Length: 0",
+    )
+
+    def test_sippRegister(self):
+        """
+        A SIPp REGISTER parses into the expected typed values.
+        """
+        m = parseMessage(self.REGISTER)
+        m.validate()
+        self.assertEqual(m.version, "SIP/2.0")
+        self.assertEqual(str(m.requestURI), "sip:127.0.0.1")
+        via = m.via[0]
+        self.assertEqual((via.protocol, via.version, via.transport, via.host, via.port),
+                         ("SIP", "2.0", "UDP", "127.0.0.1", 16010))
+        self.assertEqual(via.params, [("branch", "z9hG4bK-1-2-0"), ("rport", None)])
+        self.assertTrue(via.hasRport)
+        self.assertIsNone(via.rport)
+        self.assertEqual(m.fromAddr.tag, "1SIPpTag002")
+        self.assertIsNone(m.fromAddr.displayName)
+        self.assertEqual(m.toAddr, NameAddr(SIPURI("sip", "user0001", "127.0.0.1")))
+        self.assertEqual(m.cseq, CSeq(1, "REGISTER"))
+        self.assertEqual(m.expires, 3600)
+        self.assertEqual(m.contentLength, 0)
+        self.assertEqual([str(c) for c in m.contact],
+                         ["<sip:user0001@127.0.0.1:16010;transport=UDP>"])
+        self.assertEqual(parseMessage(m.serialize()).serialize(), m.serialize())
+
+    def test_cachedAccessorsSeeChanges(self):
+        """
+        The accessors answer from the cache, and a change made through
+        setHeader (which clears it) is seen.
+        """
+        m = parseMessage(self.REGISTER)
+        self.assertIs(m.cseq, m.cseq)
+        self.assertIs(m.via, m.via)
+        m.setHeader("CSeq", "2 REGISTER")
+        self.assertEqual(m.cseq.number, 2)
+        m.setHeader("Via", "SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKnew")
+        self.assertEqual(m.via[0].transport, "TCP")
+
+    def test_viaSameAsGeneralPath(self):
+        """
+        A Via in the common form equals the one the general path parses
+        from the same element written with extra whitespace.
+        """
+        for fast, general in [
+                ("SIP/2.0/UDP 127.0.0.1:16010;branch=z9hG4bKa;rport",
+                 "SIP / 2.0 / UDP 127.0.0.1 : 16010 ; branch = z9hG4bKa ; rport"),
+                ("SIP/2.0/udp host.example.com;branch=z9hG4bKb",
+                 "SIP/2.0/UDP  host.example.com ;branch=z9hG4bKb"),
+                ("SIP/2.0/TLS [2001:db8::1]:5061;rport=5;received=10.0.0.1",
+                 "SIP/2.0/TLS [2001:db8::1]:5061 ;rport=5;received=10.0.0.1"),
+                ("SIP/2.0/TCP h", "SIP/2.0/TCP\th")]:
+            a, b = parseVia(fast), parseVia(general)
+            self.assertEqual(a, b)
+            self.assertEqual((a.transport, a.host, a.port, a.params),
+                             (b.transport, b.host, b.port, b.params))
+
+    def test_viaStillStrict(self):
+        """
+        The shortcut refuses what the general path refuses.
+        """
+        for bad in ["SIP/2.0/UDP 127.0.0.1:99999;branch=x",
+                    "SIP/2.0/UDP 127.0.0.1;rport=abc",
+                    "SIP/2.0/UDP 127.0.0.1;rport=\u0663",
+                    "SIP/2.0/UDP host/x;branch=x",
+                    "SIP/2.0/UDP ;branch=x",
+                    "SIP/2.0/ 127.0.0.1",
+                    "SIP/2.0/UDP 127.0.0.1;=x",
+                    "SIP/2.0/UDP 127.0.0.1;branch="]:
+            self.assertRaises(SIPParseError, parseVia, bad)
+
+    def test_cseq(self):
+        """
+        CSeq: known methods take the shortcut, other tokens the regex,
+        and the range and digits are checked either way.
+        """
+        self.assertEqual(parseCSeq("1 REGISTER"), CSeq(1, "REGISTER"))
+        self.assertEqual(parseCSeq("  7\tINVITE "), CSeq(7, "INVITE"))
+        self.assertEqual(parseCSeq("3 NEWMETHOD"), CSeq(3, "NEWMETHOD"))
+        self.assertEqual(parseCSeq("2147483647 BYE").number, 2 ** 31 - 1)
+        for bad in ["2147483648 INVITE", "-1 INVITE", "\u0661 INVITE",
+                    "1 INV ITE", "1", "x INVITE", "1 INVITE;"]:
+            self.assertRaises(SIPParseError, parseCSeq, bad)
+
+    def test_scalarsAreASCIIDigits(self):
+        """
+        Max-Forwards, Expires and Content-Length take ASCII digits only.
+        """
+        self.assertEqual(parseScalar("Expires", " 3600 ", 2 ** 32 - 1), 3600)
+        for bad in ["\u0663", "\u00b2", "+1", "1.0", ""]:
+            self.assertRaises(SIPParseError, parseScalar, "Expires", bad, 100)
+
+    def test_nameAddr(self):
+        """
+        C{<uri>;params} (the shortcut) and the general forms give equal
+        values; junk and unclosed brackets are refused.
+        """
+        self.assertEqual(parseNameAddr("<sip:a@b>;tag=1"),
+                         parseNameAddr('"" <sip:a@b> ;tag=1'.replace('"" ', "")))
+        a = parseNameAddr("<sip:a@b;lr> ; tag = 1 ;x")
+        self.assertEqual(a.params, [("tag", "1"), ("x", None)])
+        self.assertEqual(a.uri.params, [("lr", None)])
+        self.assertIsNone(a.displayName)
+        self.assertFalse(a.wildcard)
+        self.assertEqual(str(parseNameAddr("<sip:a@b>")), "<sip:a@b>")
+        for bad in ["<sip:a@b>junk", "<sip:a@b", "<sip:a@b>;", "<sip:a@b>;=x",
+                    "<sip:a b@c>"]:
+            self.assertRaises(SIPParseError, parseNameAddr, bad)
+
+    def test_splitQuotedWithoutSeparator(self):
+        """
+        With no separator in the text, unclosed quotes and brackets are
+        still errors.
+        """
+        self.assertEqual(splitQuoted('"a" <sip:x@y>', ","), ['"a" <sip:x@y>'])
+        self.assertEqual(splitQuoted('"a\\"b" <sip:x@y>', ","), ['"a\\"b" <sip:x@y>'])
+        for bad in ['"abc <sip:x@y>', "<sip:x@y", '"a\\"']:
+            self.assertRaises(SIPParseError, splitQuoted, bad, ",")
+
+    def test_canonicalName(self):
+        """
+        Canonical spellings come back unchanged; others are mapped.
+        """
+        for name, canonical in [("Call-ID", "Call-ID"), ("call-id", "Call-ID"),
+                                ("CSEQ", "CSeq"), ("Cseq", "CSeq"), ("v", "Via"),
+                                ("Via", "Via"), ("x-my-header", "X-My-Header"),
+                                ("X-My-Header", "X-My-Header"),
+                                ("www-authenticate", "WWW-Authenticate")]:
+            self.assertEqual(canonicalName(name), canonical)
+
+    def test_requestLine(self):
+        """
+        The request line shortcut keeps the old rules: any token method,
+        the version upper-cased, other versions kept for the 505.
+        """
+        lines = list(BASIC)
+        lines[0] = "NEWMETHOD sip:bob@biloxi.example.com sip/2.0"
+        lines[6] = "CSeq: 1 NEWMETHOD"
+        m = parseMessage(msg(*lines, body=b"v=0\n"))
+        self.assertEqual((m.method, m.version), ("NEWMETHOD", "SIP/2.0"))
+        lines[0] = "NEWMETHOD sip:bob@biloxi.example.com SIP/7.0"
+        self.assertEqual(parseMessage(msg(*lines, body=b"v=0\n")).version, "SIP/7.0")
+        for bad in ["INV@TE sip:a@b SIP/2.0", "INVITE sip:a@b HTTP/1.1"]:
+            lines[0] = bad
+            self.assertRaises(SIPParseError, parseMessage, msg(*lines, body=b"v=0\n"))
+
+    def test_noContentLengthOnDatagram(self):
+        """
+        Without Content-Length a datagram's body is everything after the
+        headers.
+        """
+        lines = [l for l in BASIC if not l.startswith("Content-Length")]
+        m = parseMessage(msg(*lines, body=b"v=0\r\n"))
+        self.assertIsNone(m.contentLength)
+        self.assertEqual(m.body, b"v=0\r\n")
+
+
+class URIFastPathTests(TestCase):
+    """
+    L{parseURI} and L{SIPURI.__str__} shortcuts.
+    """
+
+    def test_schemes(self):
+        """
+        The scheme is case-insensitive and checked.
+        """
+        self.assertEqual(parseURI("SIP:a@b").scheme, "sip")
+        self.assertEqual(parseURI("Sips:a@b").scheme, "sips")
+        self.assertIsInstance(parseURI("urn:service:sos"), AbsoluteURI)
+        for bad in ["1sip:a@b", "si p:a@b", ":a@b", "sip", "sip:a@b\t",
+                    "sip:a@b\r\n"]:
+            self.assertRaises(SIPParseError, parseURI, bad)
+
+    def test_strEscapes(self):
+        """
+        The common-form serialization escapes the user like the general
+        one, and URIs with a password or headers still serialize fully.
+        """
+        u = SIPURI("sip", "a b%c", "example.com", 5060, [("lr", None), ("x", "1")])
+        self.assertEqual(str(u), "sip:a%20b%25c@example.com:5060;lr;x=1")
+        self.assertEqual(parseURI(str(u)), u)
+        self.assertEqual(str(SIPURI("sip", None, "h")), "sip:h")
+        self.assertEqual(str(SIPURI("sips", "\u00e9", "h")), "sips:%C3%A9@h")
+        u = SIPURI("sip", "u", "h", None, [], [("subject", "a b")], password="p w")
+        self.assertEqual(str(u), "sip:u:p%20w@h?subject=a%20b")
+        self.assertEqual(parseURI(str(u)), u)
+
+    def test_paramsAndHeaders(self):
+        """
+        Parameters and headers are parsed whatever their order of checks.
+        """
+        u = parseURI("sip:u@h:5;a=1;B;c=x?h1=v1&h2=")
+        self.assertEqual(u.params, [("a", "1"), ("b", None), ("c", "x")])
+        self.assertEqual(u.headers, [("h1", "v1"), ("h2", "")])
+        self.assertEqual(u.port, 5)
+        u = parseURI("sip:h")
+        self.assertEqual((u.user, u.port, u.params, u.headers), (None, None, [], []))
+        u.params.append(("lr", None))
+        self.assertEqual(parseURI("sip:h").params, [])
 
 
 class InvalidMessageTests(TestCase):
