@@ -367,7 +367,8 @@ class DurableWriter:
             except OSError as e:
                 op.error = Failure(e)
         try:
-            self._flush(fds=fds)
+            if ok:
+                self._flush(fds=fds)
         except OSError as e:
             for op, _, _ in ok:
                 op.error = Failure(e)
@@ -390,6 +391,8 @@ class DurableWriter:
             except OSError as e:
                 op.error = Failure(e)
         appendFds = []
+        created = set()
+        onlyAppends = not done
         failed = next((op.error for op in batch if op.kind != "append" and op.error), None)
         for op in appends:
             if failed is not None:
@@ -398,16 +401,29 @@ class DurableWriter:
                 op.error = failed
                 continue
             try:
-                fd = os.open(op.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, op.mode)
+                try:
+                    fd = os.open(op.path, os.O_WRONLY | os.O_APPEND)
+                except FileNotFoundError:
+                    fd = os.open(op.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, op.mode)
+                    # its folder entry is new
+                    created.add(os.path.dirname(op.path))
                 appendFds.append(fd)
                 _writeAll(fd, op.data)
-                # its folder entry may be new
                 folders.add(os.path.dirname(op.path))
                 done.append(op)
             except OSError as e:
                 op.error = Failure(e)
         try:
-            self._flush(fds=appendFds, folders=folders)
+            if onlyAppends and appendFds:
+                # a round of journal lines alone (registrations, flags):
+                # flushing those few files is far cheaper than syncfs of
+                # the whole file system, which a busy disk makes slow
+                for fd in appendFds:
+                    os.fdatasync(fd)
+                for folder in created:
+                    fsyncFolder(folder)
+            elif done:
+                self._flush(fds=appendFds, folders=folders)
         except OSError as e:
             for op in done:
                 op.error = Failure(e)

@@ -185,9 +185,13 @@ class PasswordVault:
 
         @return: hex C{str} or C{None}.
         """
+        if record and record.get("User") == user and record.get("Realm") == realm:
+            # the stored value was made for this very user and realm: no
+            # need to decrypt the password (AES-GCM) on every REGISTER
+            stored = record.get("HA1" if algorithm.upper() == "MD5" else "HA1SHA256")
+            if stored:
+                return stored
         password = self.recover(record)
         if password is not None:
             return digestHA1(user, realm, password, algorithm)
-        if record and record.get("User") == user and record.get("Realm") == realm:
-            return record.get("HA1" if algorithm.upper() == "MD5" else "HA1SHA256")
         return None

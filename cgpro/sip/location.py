@@ -60,8 +60,19 @@ def contactKey(contact):
     parsed URI written back with a lower-case host (enough of RFC 3261
     section 19.1.4 for phones, which repeat their Contact verbatim).
     """
-    if "%" not in contact and contact == contact.lower():
-        return contact  # already what the parse below would give
+    if "%" not in contact:
+        # the usual case: a phone's Contact with its host in lower case is
+        # already its key; only the host is looked at (not the whole string,
+        # so "transport=UDP" does not force a parse)
+        at = contact.find("@")
+        start = at + 1 if at >= 0 else contact.find(":") + 1
+        end = start
+        length = len(contact)
+        while end < length and contact[end] not in ":;?>":
+            end += 1
+        host = contact[start:end]
+        if host and host == host.lower() and "[" not in host:
+            return contact
     try:
         uri = parseURI(contact)
     except SIPParseError:

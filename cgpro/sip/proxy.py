@@ -262,7 +262,8 @@ class ProxyCore:
             uri = request.route[0].uri
         else:
             uri = request.requestURI
-            if self.stack.isLocalHost(uri.host) and uri.user is None:
+            if (uri.user is None and self.stack.isLocalHost(uri.host)
+                    and self.stack.isLocalPort(uri.port, _transportOf(uri))):
                 return  # for us: nothing to do
         if not isinstance(uri, SIPURI):
             return
@@ -311,8 +312,9 @@ class ProxyCore:
         routes = request.route
         if not routes:
             return False
-        if (isinstance(uri, SIPURI) and stack.isLocalHost(uri.host)
-                and uri.hasParam("lr") and uri.user is None):
+        if (isinstance(uri, SIPURI) and uri.user is None and uri.hasParam("lr")
+                and stack.isLocalHost(uri.host)
+                and stack.isLocalPort(uri.port, _transportOf(uri))):
             # a strict router put our Record-Route into the Request-URI
             last = routes[-1]
             request.requestURI = last.uri

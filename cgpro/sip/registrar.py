@@ -94,6 +94,11 @@ class Registrar:
                                      period=failurePeriod)
         self.throttle = throttle
         self.registered = 0
+        #: callable(host) -> the local domain a host names, or None; set by
+        #: the stack so that C{To: <sip:bob@192.0.2.10>} is bob of the Main
+        #: Domain, as the Request-URI is.
+        self.localDomain = None
+        self._date = (None, None)
 
     # -- entry point -----------------------------------------------------
 
@@ -195,7 +200,11 @@ class Registrar:
         if uri.scheme == "tel":
             account = None
         else:
-            account = self.directory.resolveLogin("%s@%s" % (uri.user, uri.host))
+            host = uri.host
+            if self.localDomain is not None:
+                # the server's own addresses stand for its Main Domain
+                host = self.localDomain(host) or host
+            account = self.directory.resolveLogin("%s@%s" % (uri.user, host))
         if account is None:
             findTelnum = getattr(self.directory, "findTelnum", None)
             if findTelnum is not None:
@@ -322,5 +331,8 @@ class Registrar:
         if "outbound" in extensions:
             headers.append(("Require", "outbound"))
             headers.append(("Supported", "outbound"))
-        headers.append(("Date", email.utils.formatdate(now, usegmt=True)))
+        second = int(now)
+        if self._date[0] != second:
+            self._date = (second, email.utils.formatdate(second, usegmt=True))
+        headers.append(("Date", self._date[1]))
         self._respond(transaction, request, 200, None, headers)

@@ -108,6 +108,7 @@ class SIPStack(service.Service):
             defaultExpires=settings.defaultExpires,
             requireAuth=settings.requireRegisterAuth,
             failureLimit=settings.authFailuresPerMinute or 10)
+        self.registrar.localDomain = self.localDomain
         self.rules = SignalRules(self.directory)
         self.proxy = ProxyCore(self)
         self.requests = {}
