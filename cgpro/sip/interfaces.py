@@ -172,3 +172,20 @@ class IClientTransaction(Interface):
 
     def terminate():
         """Stop all timers and forget the transaction (the user is done)."""
+
+
+# Transaction states (the values of C{state} above).  Module constants so
+# that a typo is a NameError, not a silent mismatch.
+CALLING = "calling"
+TRYING = "trying"
+PROCEEDING = "proceeding"
+COMPLETED = "completed"
+CONFIRMED = "confirmed"
+ACCEPTED = "accepted"
+TERMINATED = "terminated"
+
+#: Timer D for unreliable transports (RFC 3261 section 17.1.1.2: at least
+#: 32 s, to absorb every retransmitted final response).
+TIMER_D = 32.0
+
+_WAITING = (CALLING, TRYING, PROCEEDING)
