@@ -11,6 +11,10 @@ modules ask "is this client in the list?".
 
 import ipaddress
 
+from twisted.logger import Logger
+
+log = Logger()
+
 from cgpro.core.errors import CLIError
 
 #: CLI suffix -> key in the server's Main settings.
@@ -71,9 +75,33 @@ class IPList:
         return any(ip in net for net in self.networks if net.version == ip.version)
 
 
+#: Compiled lists by their text: a list is parsed once, not per connection
+#: or per SIP request (a handful of texts are ever stored at once).
+_compiled = {}
+
+
 def serverList(directory, key):
     """
     @param key: a value of L{IP_LISTS} (C{"ClientIPs"}, ...).
     @return: the L{IPList} currently stored in the server settings.
     """
-    return IPList(directory.getServerDict("Main").get(key, ""))
+    text = directory.getServerDict("Main").get(key, "") or ""
+    compiled = _compiled.get(text)
+    if compiled is None:
+        if len(_compiled) >= 64:
+            _compiled.clear()
+        compiled = _compiled[text] = IPList(text)
+    return compiled
+
+
+def isClient(directory, ip):
+    """
+    Whether C{ip} is trusted to relay (seed 000's "Relay to Non-Clients"):
+    it is in the Client IPs or the LAN IPs list.  One answer for every
+    module (SMTP, SIP).
+    """
+    try:
+        return ip in serverList(directory, "ClientIPs") or ip in serverList(directory, "LANIPs")
+    except Exception:
+        log.failure("cannot read the Client IPs / LAN IPs lists")
+        return False

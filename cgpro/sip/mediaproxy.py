@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from cgpro.core.interfaces import MediaExhausted
 from cgpro.core.iplists import serverList
 from cgpro.sip.sdp import SDPError, SessionDescription, behindNAT, isSDP
+from cgpro.sip.targets import isPrivate
 
 log = Logger()
 
@@ -94,7 +95,6 @@ class MediaProxy:
             return False
         if behindNAT(sdp, source):
             return True
-        from cgpro.sip.stack import isPrivate
         try:
             contact = request.contact
         except Exception:

@@ -20,7 +20,6 @@ the few requests addressed to the server and not to a user: OPTIONS
 (keep-alive probes, sipsak's ping) and out-of-scope methods.
 """
 
-import ipaddress
 import os
 import socket
 
@@ -28,6 +27,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from cgpro.core import iplists
 from cgpro.sip.callrules import SignalRules
 from cgpro.sip.digest import DigestAuthenticator
 from cgpro.sip.interfaces import ITransactionUser
@@ -264,13 +264,7 @@ class SIPStack(service.Service):
 
     def isClient(self, ip):
         """@return: whether C{ip} is in the Client IPs or LAN IPs lists."""
-        from cgpro.core.iplists import serverList
-        try:
-            return (ip in serverList(self.directory, "ClientIPs")
-                    or ip in serverList(self.directory, "LANIPs"))
-        except Exception:
-            log.failure("cannot read the Client IPs / LAN IPs lists")
-            return False
+        return iplists.isClient(self.directory, ip)
 
     # -- ITransactionUser --------------------------------------------------
 
@@ -379,16 +373,3 @@ class _CountingTransport:
 
     def __getattr__(self, name):
         return getattr(self._transport, name)
-
-
-def isPrivate(host):
-    """
-    @return: whether C{host} is an IP literal of a private (RFC 1918, ULA,
-        link-local) network: a device that puts one in its Contact while
-        its packets come from elsewhere is behind NAT.
-    """
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return address.is_private and not address.is_loopback

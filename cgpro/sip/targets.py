@@ -140,8 +140,6 @@ def fixContact(message, peer):
     address its packets come from, so that requests inside the dialog
     reach it (the nathelper C{fix_nated_contact} behaviour).
     """
-    from cgpro.sip.stack import isPrivate
-
     values = message.getHeaders("Contact")
     if len(values) != 1 or peer is None:
         return
@@ -163,3 +161,16 @@ def fixContact(message, peer):
         fixed.params.append(("transport", peer.transport.lower()))
     contact.uri = fixed
     message.setHeader("Contact", str(contact))
+
+
+def isPrivate(host):
+    """
+    @return: whether C{host} is an IP literal of a private (RFC 1918, ULA,
+        link-local) network: a device that puts one in its Contact while
+        its packets come from elsewhere is behind NAT.
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_private and not address.is_loopback

@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from cgpro.core.iplists import serverList
+from cgpro.core.iplists import isClient
 from cgpro.mail.smtp import spf
 from cgpro.mail.smtp.dnsquery import DNSTemporaryError, defaultResolver, lookup, reverseName
 from cgpro.mail.smtp.wire import SMTPError
@@ -132,12 +132,7 @@ class Policy:
         """
         @return: whether C{ip} is in the Client IPs or LAN IPs list.
         """
-        try:
-            return ip in serverList(self.directory, "ClientIPs") or ip in serverList(
-                self.directory, "LANIPs")
-        except Exception:
-            log.failure("cannot read the Client IPs / LAN IPs lists")
-            return False
+        return isClient(self.directory, ip)
 
     def connectionAllowed(self, ip, settings):
         """
