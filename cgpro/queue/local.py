@@ -259,6 +259,8 @@ class _Delivery:
         store = channel.store
         for key, (data, flags, index, _indices) in self.stores.items():
             deliveryId = "%s.%d" % (self.job.messageId, index)
+            if self._storedBefore(key[0], deliveryId):
+                continue
             keys.append(key)
             deferreds.append(maybeDeferred(store.deliver, self.account, key[0], data,
                                            tuple(flags), deliveryId=deliveryId))
@@ -365,6 +367,22 @@ class _Delivery:
         deliveryId = "%s.%d" % (self.job.messageId, index)
         try:
             return bool(self.channel.store.hasDelivery(self.account, targets[0][0], deliveryId))
+        except Exception:
+            return False
+
+    def _storedBefore(self, mailbox, deliveryId):
+        """
+        Whether a recovered job already stored this copy before the crash.
+
+        The store's own check in C{deliver} knows only the deliveries in
+        the journal's last block; a job recovered a second time (a kill
+        during recovery) may have been stored long before that, so the
+        file names are searched too.
+        """
+        if not self.job.recovered:
+            return False
+        try:
+            return bool(self.channel.store.hasDelivery(self.account, mailbox, deliveryId))
         except Exception:
             return False
 

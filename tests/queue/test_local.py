@@ -9,6 +9,7 @@ rules engine for the vacation example of rules.md.
 import email
 import os
 
+from twisted.internet.defer import succeed
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -329,6 +330,47 @@ class LocalChannelTests(LocalTestsMixin, SynchronousTestCase):
         self.assertEqual(result.status, DELIVERED)
         self.assertEqual(len(self.smtp.jobs), 1)
         self.assertEqual(len(self.stored()), 1)
+
+
+class ForgetfulStore(FakeStore):
+    """
+    A store whose C{deliver} no longer remembers an old delivery id (the
+    Maildir store knows only the ids in its journal's last block), while
+    C{hasDelivery} still finds it in the file names.
+    """
+
+    def deliver(self, account, mailbox, data, flags=(), internalDate=None, deliveryId=None):
+        self.messages.append((account, mailbox, data, tuple(flags), deliveryId))
+        return succeed(len(self.messages))
+
+
+class ForgetfulStoreTests(LocalTestsMixin, SynchronousTestCase):
+    """
+    A job recovered twice (a kill during recovery) after its copy was
+    stored long ago.
+    """
+
+    storeFactory = ForgetfulStore
+
+    def test_recoveredTwiceStoredOnce(self):
+        """The channel asks the store's files, not only its recent ids."""
+        env = envelope("carol@other.dom", "bob@main.dom")
+        job = QueueJob("78", env, "bob@main.dom", [(env.recipients[0], None)], "/nonexistent",
+                       0, 0, data=MESSAGE)
+        self.successResultOf(self.channel.deliver(job))
+        job.recovered = True
+        result, = self.successResultOf(self.channel.deliver(job))
+        self.assertEqual((result.status, result.code), (DELIVERED, 250))
+        self.assertEqual(len(self.stored("bob@main.dom")), 1)
+
+    def test_notRecoveredNotAsked(self):
+        """A job of this run is not checked against the files (the hot path)."""
+        env = envelope("carol@other.dom", "bob@main.dom")
+        job = QueueJob("79", env, "bob@main.dom", [(env.recipients[0], None)], "/nonexistent",
+                       0, 0, data=MESSAGE)
+        self.patch(self.store, "hasDelivery", lambda *a: self.fail("asked"))
+        self.successResultOf(self.channel.deliver(job))
+        self.assertEqual(len(self.stored("bob@main.dom")), 1)
 
 
 class CrashTests(LocalTestsMixin, SynchronousTestCase):
