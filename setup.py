@@ -34,9 +34,14 @@ class BuildPy(build_py):
         build_py.run(self)
         target = os.path.join(self.build_lib, "cgpro", "etc")
         os.makedirs(target, exist_ok=True)
-        for path in glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "etc", "*")):
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "etc")
+        for path in glob.glob(os.path.join(source, "*")):
             if os.path.isfile(path):
                 shutil.copy2(path, target)
+            elif os.path.isdir(path):
+                # the stock PBX environment (etc/pbx: prompts, billing plans)
+                shutil.copytree(path, os.path.join(target, os.path.basename(path)),
+                                dirs_exist_ok=True)
 
 
 def extensions():
