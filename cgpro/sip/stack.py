@@ -39,6 +39,7 @@ from cgpro.sip.settings import SIPSettings
 from cgpro.sip.timers import TimerWheel
 from cgpro.sip.transaction import TransactionLayer
 from cgpro.sip.transport import TransportLayer
+from cgpro.sip.ua import UserAgent
 from cgpro.sip.uri import SIPURI
 
 log = Logger()
@@ -111,6 +112,9 @@ class SIPStack(service.Service):
         self.registrar.localDomain = self.localDomain
         self.rules = SignalRules(self.directory)
         self.proxy = ProxyCore(self)
+        #: The server's own user agent (the PBX's B2BUA legs): offered
+        #: every in-dialog request, ACK, CANCEL and stray response first.
+        self.ua = UserAgent(self)
         self.requests = {}
         self._localHosts = None
         self._registerStats(getattr(context, "stats", None))
@@ -185,6 +189,7 @@ class SIPStack(service.Service):
 
     def stopService(self):
         service.Service.stopService(self)
+        self.ua.stop()
         self.proxy.stop()
         self.transactions.stop()
         self.transport.stop()
@@ -312,6 +317,8 @@ class SIPStack(service.Service):
         if method in _NOT_HERE:
             self.respond(transaction, 405, headers=[("Allow", ", ".join(ALLOWED))])
             return
+        if request.toAddr.tag is not None and self.ua.handleRequest(transaction, request):
+            return
         self.proxy.handleRequest(transaction, request)
 
     def ackReceived(self, request, source):
@@ -319,6 +326,8 @@ class SIPStack(service.Service):
         if self._requestCounter is not None:
             self._countRequest("ACK")
         try:
+            if self.ua.ackReceived(request, source):
+                return
             self.proxy.forwardAck(request, source)
         except Exception:
             log.failure("SIP: ACK from {source} not forwarded", source=source)
@@ -327,10 +336,14 @@ class SIPStack(service.Service):
         self.requests["CANCEL"] = self.requests.get("CANCEL", 0) + 1
         if self._requestCounter is not None:
             self._countRequest("CANCEL")
+        if self.ua.cancelReceived(transaction, cancel):
+            return
         self.proxy.cancelled(transaction)
 
     def strayResponse(self, response, source):
         try:
+            if self.ua.strayResponse(response, source):
+                return
             self.proxy.forwardStrayResponse(response, source)
         except Exception:
             log.failure("SIP: stray response from {source} not forwarded",
