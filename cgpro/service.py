@@ -158,7 +158,9 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     # before the listeners: their builders take the relay and the stack
     # from the context
     media = buildMedia(context)
+    mediaServer = buildMediaServer(context)
     signal = buildSignal(context)
+    pbx = buildPBX(context)
     try:
         listeners = ListenerManager(
             table,
@@ -179,7 +181,9 @@ def makeRootService(base="var", etc=None, portOffset=0, domain=None,
     WriterService(writer).setServiceParent(root)
     queue.setServiceParent(root)
     media.setServiceParent(root)
+    mediaServer.setServiceParent(root)
     signal.setServiceParent(root)
+    pbx.setServiceParent(root)
     listeners.setServiceParent(root)
     return root
 
@@ -218,6 +222,38 @@ def buildMedia(context):
     catalog.callback("cgpro_media_dropped_total", total("dropped"))
     catalog.callback("cgpro_media_lost_total", total("lost"))
     return relay
+
+
+def buildMediaServer(context):
+    """
+    The media server the PBX applications answer calls with
+    (C{context.mediaServer}): RTP channels that play prompts, record,
+    hear DTMF and mix conferences.  It takes its ports from the relay's
+    Port Allocation range, so the two never collide.
+    """
+    from cgpro.media.channel import MediaServer
+
+    relay = context.media
+    index6 = relay.index6
+    context.mediaServer = MediaServer(
+        context.reactor, portRange=context.mediaPorts, bindAddress=relay.bindAddress,
+        allocator=relay.allocators[0], ipv6Address=relay.bindAddress6,
+        allocator6=relay.allocators[index6] if index6 is not None else None)
+    return context.mediaServer
+
+
+def buildPBX(context):
+    """
+    The Real-Time Application module (C{context.pbx}): the stock
+    applications, the environments, CDRs, Chronos and RSIP.
+
+    @return: the host (a service started after the SIP stack: RSIP
+        registrations need the transport).
+    """
+    from cgpro.pbx.host import ApplicationHost
+
+    context.pbx = ApplicationHost(context)
+    return context.pbx
 
 
 def buildSignal(context):

@@ -49,7 +49,9 @@ class ServiceTreeTests(SynchronousTestCase):
     def test_children(self):
         """The root holds storage and listeners; one MultiService per built module."""
         root = self.make(postmasterPassword="pw")
-        self.assertEqual([s.name for s in root], ["storage", "queue", "media", "signal", "listeners"])
+        self.assertEqual([s.name for s in root],
+                         ["storage", "queue", "media", "mediaServer", "signal", "pbx",
+                          "listeners"])
         listeners = root.getServiceNamed("listeners")
         self.assertEqual(sorted(s.name for s in listeners),
                          ["cli", "imap", "lmtp", "metrics", "pop", "sip", "smtp", "snmp",

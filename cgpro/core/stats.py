@@ -59,6 +59,14 @@ CATALOG = [
     ("cgpro_media_lost_total", "counter", "RTP packets lost before the relay (RFC 3550).",
      (), 43),
     ("cgpro_media_dropped_total", "counter", "Packets the relay dropped.", (), 44),
+    ("cgpro_media_channels", "gauge", "Media server channels open (PBX call legs with media).",
+     (), 45),
+    # PBX (real-time applications)
+    ("cgpro_pbx_tasks", "gauge", "PBX application tasks (call legs) alive.", (), 50),
+    ("cgpro_pbx_events_total", "counter",
+     "PBX events: calls started, voicemails stored, digits, transfers..., by kind.",
+     ("kind",), 51),
+    ("cgpro_pbx_conferences", "gauge", "Conference rooms open.", (), 52),
 ]
 
 _KINDS = {name: (kind, doc, labels, oid) for name, kind, doc, labels, oid in CATALOG}

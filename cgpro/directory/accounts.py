@@ -21,11 +21,14 @@ from collections import OrderedDict
 
 from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
 
 from cgpro.core import names, settings
 from cgpro.core.dataformat import parseDuration
 from cgpro.core.errors import CLIError, NameTaken, UnknownObject
 from cgpro.core.passwords import methodName
+
+log = Logger()
 
 ACCOUNT_TYPES = {
     "multimailbox": "MultiMailbox",
@@ -345,7 +348,14 @@ class AccountsMixin:
         old = self.loadRecord(domain, name)
         new = dict(old)
         new[part] = value
-        return self._storeRecord(domain, name, new, old)
+        result = self._storeRecord(domain, name, new, old)
+        account = "%s@%s" % (name, domain.name)
+        for observer in getattr(self, "partObservers", ()):
+            try:
+                observer(account, part)
+            except Exception:
+                log.failure("account part observer failed")
+        return result
 
     def getAccountPart(self, address, part, defaultDomain=None):
         domain, name = self.account(address, defaultDomain)
@@ -523,6 +533,12 @@ class AccountsMixin:
         info = {"Type": record.get("Type", "MultiMailbox"), "StorageUsed": 0}
         if "Created" in record:
             info["Created"] = record["Created"]
+        account = "%s@%s" % (name, domain.name)
+        for provider in getattr(self, "infoProviders", ()):
+            try:
+                info.update(provider(account) or {})
+            except Exception:
+                log.failure("account info provider failed")
         return info
 
 

@@ -109,6 +109,11 @@ class Directory(ListsMixin, AccountsMixin, ObjectsMixin):
     @ivar folderObservers: callables C{(domain, name)} told before an
         account folder (C{name}) or a domain's folder (C{name=None}) is
         renamed or removed; the mailbox store closes what it holds there.
+    @ivar partObservers: callables C{(account, part)} told after an
+        account part (C{"RSIPs"}, C{"SignalRules"}, ...) was stored (the
+        PBX reschedules RSIP registrations).
+    @ivar infoProviders: callables C{(account) -> dict} whose items
+        C{GETACCOUNTINFO} adds (the PBX's C{RSIP} status).
     """
 
     def __init__(self, storage, vault=None, cacheSize=20000, clock=None):
@@ -124,6 +129,8 @@ class Directory(ListsMixin, AccountsMixin, ObjectsMixin):
         self.server = {}
         self._accountCache = OrderedDict()
         self.folderObservers = []
+        self.partObservers = []
+        self.infoProviders = []
         # bumped by every change of a server-wide dictionary, so modules can
         # cache their parsed settings and notice a change in O(1)
         self.serverGeneration = 0

@@ -18,8 +18,10 @@ nor authenticated; the proxy then asks for credentials (407) and routes
 again once the caller proved who it is.  Calls to local Accounts need no
 authentication.
 
-Applications (C{app{params}#account}) are the PBX's; until the PBX
-environment exists a call routed to one is answered 480 with the reason.
+Applications (C{app{params}#account}) are the PBX's (L{cgpro.sip.applications}):
+a call routed straight to one is handed to the application host, one a
+call rule names mid-call becomes a branch back to ourselves.  Without a
+PBX a call routed to one is answered 480 with the reason.
 """
 
 import hashlib
@@ -30,6 +32,7 @@ from twisted.logger import Logger
 
 from cgpro.core.interfaces import MediaExhausted
 from cgpro.sip.address import Peer
+from cgpro.sip.applications import ApplicationTarget, Applications
 from cgpro.sip.callrules import SignalInfo
 from cgpro.sip.forking import ProxyCall
 from cgpro.sip.mediaproxy import MediaProxy
@@ -63,6 +66,7 @@ class ProxyCore:
         self.callCounter = None
         self.media = MediaProxy(stack)
         self._secret = os.urandom(16)
+        self.applications = Applications(stack)
 
     def stop(self):
         for call in list(self.calls.values()):
@@ -91,6 +95,8 @@ class ProxyCore:
             return
         signed = self._preprocessRoute(request)
         inDialog = request.toAddr.tag is not None
+        if not inDialog and not request.route and self.applications.incoming(st, request):
+            return
         if request.route:
             uri = request.route[0].uri
             if not isinstance(uri, SIPURI):
@@ -123,6 +129,11 @@ class ProxyCore:
             return
         if groups is None:
             return  # answered already
+        if (len(groups) == 1 and len(groups[0]) == 1
+                and isinstance(groups[0][0], ApplicationTarget) and plan is None):
+            # routed straight to an application: no branch needed
+            self.applications.start(st, request, groups[0][0].route)
+            return
         self._startCall(st, request, loopHash, groups, plan=plan, account=account,
                         inDialog=inDialog)
 
@@ -324,7 +335,9 @@ class ProxyCore:
         if module == "NULL":
             raise RoutingFailed(603, "Declined by a null route")
         if module == "PBX":
-            raise RoutingFailed(480, "Application %s is not available" % (route.app,))
+            if not self.applications.available():
+                raise RoutingFailed(480, "Application %s is not available" % (route.app,))
+            return [[self.applications.target(route)]], None, None
         if module == "SIP":
             original = request.requestURI
             if route.address.lower() == addressOf(original).lower():
