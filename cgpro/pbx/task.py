@@ -140,8 +140,8 @@ class Task:
         if self.caller is None:
             self.caller = self.host.ua.authenticate(self.dialog, self.domain)
             if self.caller is None:
-                self.ended = "challenged"
                 self.result = (407, "authentication required")
+                self._end("challenged")
         return self.caller
 
     def ring(self, code=180):

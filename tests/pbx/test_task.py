@@ -269,6 +269,14 @@ class StepTests(TaskTestsMixin, SynchronousTestCase):
         self.task.dialogEnded(self.dialog, "bye")
         self.failureResultOf(recorded, Hangup)
 
+    def test_challengedTaskForgotten(self):
+        """A caller answered 407 ends the task (no task left behind per challenge)."""
+        self.host.signal.ua.authenticate = lambda dialog, realm: None
+        self.assertIsNone(self.task.authenticate())
+        self.assertEqual(self.task.ended, "challenged")
+        self.assertNotIn(self.task, self.host.tasks)
+        self.assertEqual(self.cdr.records[-1]["Result"], "407 authentication required")
+
     def test_redirectAndReject(self):
         self.task.redirect(["sip:1@telnum"])
         self.assertEqual(self.dialog.sent[-1], (302, ["sip:1@telnum"]))
