@@ -414,3 +414,49 @@ class HostTests(SynchronousTestCase):
         task.dialogEnded(task.dialog, "bye")
         self.assertEqual(self.host.tasks, set())
         self.assertEqual(self.context.mediaServer.channels(), [])
+
+
+class CustomApplicationTests(SynchronousTestCase):
+    """
+    Applications the server administrator installed in the server-wide
+    environment.
+    """
+
+    def setUp(self):
+        import tempfile
+
+        from cgpro.pbx.environment import Environments
+
+        self.base = tempfile.mkdtemp()
+        self.addCleanup(__import__("shutil").rmtree, self.base, True)
+        self.environments = Environments(self.base)
+        self.environments.create("server")
+        self.clock = Clock()
+        self.context = FakeContext(self.clock)
+        self.host = ApplicationHost(self.context, environments=self.environments,
+                                    cdr=FakeCDR())
+
+    def test_installedApplicationRuns(self):
+        """A hello.py stored by the Master is the application hello; a new version replaces it."""
+        code = b"def run(task):\n    task.reject(486, 'custom %d')\n    return\n    yield\n"
+        self.environments.store("server", "hello.py", code % 1, mayInstallCode=True)
+        self.host.startApplication(object(), FakeRequest(), _Route("hello"))
+        self.assertEqual(self.host.figures.get("started"), 1)
+        import os
+
+        path = os.path.join(self.environments.base, "PBXApps", "hello.py")
+        self.environments.store("server", "hello.py", code % 2, mayInstallCode=True)
+        os.utime(path, (1, 1))
+        module = self.host.application("hello")
+        self.assertIn("custom 2", open(module.__file__).read())
+
+    def test_shadowsStock(self):
+        """An installed voicemail.py is used instead of the stock one."""
+        self.environments.store("server", "voicemail.py", b"def run(task):\n    yield\n",
+                                mayInstallCode=True)
+        module = self.host.application("voicemail")
+        self.assertNotEqual(module.__name__, "cgpro.pbx.apps.voicemail")
+
+    def test_stockWithoutInstall(self):
+        """Without an installed one, the stock application."""
+        self.assertEqual(self.host.application("Voicemail").__name__, "cgpro.pbx.apps.voicemail")
