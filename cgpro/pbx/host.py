@@ -138,24 +138,40 @@ class ApplicationHost(service.Service):
             self.count("unknown")
             self.signal.respond(transaction, 404, "Unknown application %s" % (name,))
             return
+        if request.method == "MESSAGE":
+            self._message(module, transaction, request, route)
+            return
         dialog = self.ua.answerable(transaction, request)
         task = Task(self, dialog, route.account, name, route.params or ())
         task.called = route.original
         self.adopt(task)
-        if request.method == "MESSAGE":
-            handler = getattr(module, "message", None)
-            if handler is None:
-                dialog.reject(405, "Application %s takes no messages" % (name,))
-                task._end("rejected")
-                return
-            dialog.reject(200, "OK")
-            task.result = (200, "message")
-            maybeDeferred(handler, task, request.body.decode("utf-8", "replace")).addErrback(
-                lambda f: log.failure("PBX {app}: message failed", f, app=name))
-            task._end("message")
-            return
         self.count("started")
         self._run(module, task)
+
+    def _message(self, module, transaction, request, route):
+        """
+        An instant message to an application: its C{message(host, route,
+        sender, text)} answers with the text to send back (or C{None}).
+        """
+        handler = getattr(module, "message", None)
+        if handler is None:
+            self.signal.respond(transaction, 405, "Application %s takes no messages"
+                                % (route.app,))
+            return
+        self.signal.respond(transaction, 200)
+        self.count("messages")
+        sender = str(request.fromAddr.uri)
+        try:
+            reply = handler(self, route, sender, request.body.decode("utf-8", "replace"))
+        except Exception:
+            log.failure("PBX {app}: message from {sender} failed", app=route.app,
+                        sender=sender)
+            return
+        if reply:
+            d = self.ua.request("MESSAGE", sender, "sip:" + route.account, toURI=sender,
+                                body=reply.encode("utf-8"), contentType="text/plain")
+            d.addErrback(lambda f: log.failure("PBX {app}: reply to {sender} failed", f,
+                                               app=route.app, sender=sender))
 
     @inlineCallbacks
     def _run(self, module, task):

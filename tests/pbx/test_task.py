@@ -19,8 +19,10 @@ class FakeRequest:
     method = "INVITE"
     callId = "call-1"
 
-    def __init__(self, body=OFFER):
+    def __init__(self, body=OFFER, method="INVITE", sender="sip:alice@main.dom"):
         self.body = body
+        self.method = method
+        self.fromAddr = type("Addr", (), {"uri": sender})()
 
 
 class FakeDialog:
@@ -147,6 +149,11 @@ class FakeCDR:
 class FakeUA:
     def __init__(self):
         self.calls = []
+        self.requests = []
+
+    def request(self, method, target, fromURI, toURI=None, body=b"", **kw):
+        self.requests.append((method, target, fromURI, body))
+        return succeed(None)
 
     def answerable(self, st, request):
         return FakeDialog(request.body)
@@ -362,6 +369,54 @@ class CallOutTests(TaskTestsMixin, SynchronousTestCase):
         self.assertEqual(self.host.tasks, set())
 
 
+class FakeDirectory:
+    accounts = {"alice": "Alice Liddell", "bob": "Bob Dylan", "pbx": "PBX Center"}
+
+    def listAccounts(self, domain):
+        return dict.fromkeys(self.accounts, "macnt")
+
+    def effectiveAccountSettings(self, account):
+        return {"RealName": self.accounts[account.partition("@")[0]]}
+
+    def getAccountAliases(self, account):
+        return ["301"] if account.startswith("bob@") else []
+
+
+class TransferTests(TaskTestsMixin, SynchronousTestCase):
+
+    def test_callerTransfersPeer(self):
+        """
+        REFER from a caller bridged with a gateway: cgpro calls the new
+        party, joins the gateway with it, tells the caller (sipfrag 200) and
+        lets him go; the gateway never sees a REFER.
+        """
+        self.answered()
+        d = self.task.callOut("sip:gw@1.2.3.4")
+        gwDialog = self.context.signal.ua.calls[-1]
+        gwDialog.owner.dialogAnswered(gwDialog, OFFER)
+        gateway = self.successResultOf(d)
+        self.task.bridge(gateway, relay=True)
+        notified = []
+        self.dialog.notifyRefer = lambda code, reason: notified.append(code)
+        self.assertTrue(self.task.referReceived(self.dialog, "<sip:carol@main.dom>", None))
+        self.clock.advance(0)
+        carolDialog = self.context.signal.ua.calls[-1]
+        self.assertEqual(carolDialog.remoteURI, "sip:carol@main.dom")
+        carolDialog.owner.dialogAnswered(carolDialog, OFFER)
+        carol = carolDialog.owner
+        self.assertIs(gateway.peer, carol)
+        self.assertIs(gateway.channel.connected, carol.channel)
+        self.assertEqual(notified, [200])
+        self.assertIn(("BYE", None), self.dialog.sent)
+        self.assertNotIn(("BYE", None), gwDialog.sent)
+        self.assertEqual(self.host.figures.get("transfers"), 1)
+
+    def test_referRefusedWithoutPeer(self):
+        """A caller alone with an application cannot transfer it."""
+        self.answered()
+        self.assertFalse(self.task.referReceived(self.dialog, "<sip:carol@main.dom>", None))
+
+
 class _Route:
     def __init__(self, app, params=(), account="pbx@main.dom"):
         self.app = app
@@ -404,6 +459,23 @@ class HostTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertEqual(self.host.tasks, set())
         self.assertEqual(self.cdr.records[-1]["Result"], "500 Application broken failed")
+
+    def test_messageToApplication(self):
+        """An IM to the PBX Center's directory is answered 200 and replied to."""
+        self.context.directory = FakeDirectory()
+        self.host.directory = self.context.directory
+        self.host.startApplication(object(), FakeRequest(b"dir bo", "MESSAGE"), _Route("pbx"))
+        self.assertEqual(self.context.signal.responses, [(200, None)])
+        (method, target, fromURI, body), = self.context.signal.ua.requests
+        self.assertEqual((method, target, fromURI), ("MESSAGE", "sip:alice@main.dom",
+                                                     "sip:pbx@main.dom"))
+        self.assertEqual(body, b"Bob Dylan <bob@main.dom> ext. 301")
+        self.assertEqual(self.host.tasks, set())
+
+    def test_messageRefused(self):
+        """An application without a message handler: 405."""
+        self.host.startApplication(object(), FakeRequest(b"hi", "MESSAGE"), _Route("voicemail"))
+        self.assertEqual(self.context.signal.responses[-1][0], 405)
 
     def test_stockAttendantPlaysReception(self):
         """The stock pbx application answers and plays receptionprompt."""

@@ -18,6 +18,10 @@ C{receptionprompt.wav} and lets the caller:
     (row 6d); three empty rounds end the call.
 
 Called as C{conference} it is the conference room (L{cgpro.pbx.apps.conference}).
+
+Instant messages to the PBX Center are a text directory: C{dir <name>}
+answers with the accounts whose real name or name starts with it, and
+their extensions.
 """
 
 from twisted.internet.defer import inlineCallbacks
@@ -133,3 +137,29 @@ def spokenName(task, account):
     """The extension of C{account} read out digit by digit (no speech synthesis)."""
     name = account.partition("@")[0]
     return ["digit" + c for c in name if c.isdigit()]
+
+
+def message(host, route, sender, text):
+    """An IM to the PBX Center: C{dir <name>} -> the matching accounts."""
+    words = text.split()
+    domain = (route.account or "").partition("@")[2]
+    if len(words) < 2 or words[0].lower() != "dir":
+        return "PBX Center: send 'dir <name>' to look someone up."
+    prefix = words[1].lower()
+    lines = []
+    try:
+        names = sorted(host.directory.listAccounts(domain))
+    except Exception:
+        names = []
+    for name in names:
+        account = "%s@%s" % (name, domain)
+        real = calls.realName(host, account)
+        if name.lower().startswith(prefix) or any(
+                w.lower().startswith(prefix) for w in real.split()):
+            try:
+                aliases = host.directory.getAccountAliases(account)
+            except Exception:
+                aliases = []
+            lines.append("%s <%s>%s" % (real or name, account,
+                                        " ext. " + ", ".join(aliases) if aliases else ""))
+    return "\n".join(lines) if lines else "No one matches %s." % (words[1],)
