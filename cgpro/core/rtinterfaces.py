@@ -212,6 +212,14 @@ class IUserAgent(Interface):
             for a transport error).
         """
 
+    def destinationFor(uri, via=None):
+        """
+        Where a request for C{uri} (or through the proxy C{via},
+        C{'host[:port]'}) would be sent.
+
+        @return: L{Deferred} firing with the peer (for L{contactFor}).
+        """
+
     def contactFor(user, peer=None):
         """
         @return: a Contact URI (C{str}) at which this server receives

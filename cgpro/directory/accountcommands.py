@@ -12,6 +12,7 @@ C{RulesAllowed}/C{SignalRulesAllowed} allow.
 """
 
 from cgpro.core import names
+from cgpro.core.dataformat import parseDuration
 from cgpro.core.commands import (
     canAdminDomain,
     checkRules,
@@ -399,6 +400,11 @@ def setAccountRSIPs(session, args):
             raise CLIError("unknown RSIP key: %s" % (sorted(unknown)[0],))
         if str(record.get("period", "")).lower() == "never":
             continue  # "Register Every: Never" removes the record
+        try:
+            parseDuration(str(record.get("period", "")))
+        except ValueError:
+            raise CLIError("RSIP record %s: bad period %r (e.g. 30m, 60s, 1h, Never)"
+                           % (key, record.get("period", "")))
         kept[key] = record
     return session.directory.setAccountPart(_full(domain, name), "RSIPs", kept)
 

@@ -217,7 +217,7 @@ def voiceCounts(host, account):
     """
     @return: C{(new, old)} voice messages in the account's INBOX.
     """
-    store = host.context.store
+    store = host.context.mailStore
     box = yield store.openMailbox(account, "INBOX")
     try:
         new = old = 0

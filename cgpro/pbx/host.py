@@ -18,6 +18,7 @@ detail record written per task: L{ApplicationHost.ended}.
 
 import importlib
 import importlib.util
+import math
 import os
 
 from twisted.application import service
@@ -217,7 +218,7 @@ class ApplicationHost(service.Service):
             record["Answer"] = task.answeredAt
             record["Duration"] = int(now - task.answeredAt)
         if task.cost is not None and task.answeredAt is not None:
-            minutes = -(-int(now - task.answeredAt) // 60)
+            minutes = math.ceil((now - task.answeredAt) / 60.0)
             record["Cost"] = task.cost * minutes
         try:
             self.cdr.record(record)

@@ -60,6 +60,8 @@ class RSIPManager:
         self.host = host
         self.records = {}
         self.byToken = {}
+        #: C{{(account, name): error}} of records that cannot be scheduled
+        self.invalid = {}
         self._secret = os.urandom(8)
         self.running = False
 
@@ -109,10 +111,20 @@ class RSIPManager:
                 self.host.chronos.cancel(("rsip", account, key[1]))
                 self.byToken.pop(old.token, None)
                 del self.records[key]
+        for key in [k for k in self.invalid if k[0] == account]:
+            del self.invalid[key]
         for name, fields in records.items():
             if (account, name) in self.records or not isinstance(fields, dict):
                 continue
-            record = RSIPRecord(account, name, fields, self.tokenFor(account, name))
+            try:
+                record = RSIPRecord(account, name, fields, self.tokenFor(account, name))
+            except ValueError as e:
+                # one bad record (a period such as "soon") must not keep the
+                # account's other records, or the server, from starting
+                log.warn("RSIP {account}/{name}: not scheduled: {error}", account=account,
+                         name=name, error=str(e))
+                self.invalid[(account, name)] = "bad record: %s" % (e,)
+                continue
             if record.period is None:
                 continue  # "Never"
             self.records[(account, name)] = record
@@ -149,6 +161,9 @@ class RSIPManager:
         for (owner, name), record in self.records.items():
             if owner == account:
                 found[name] = dict(record.status) or {"Last": "pending"}
+        for (owner, name), error in self.invalid.items():
+            if owner == account:
+                found[name] = {"Error": error}
         return {"RSIP": found} if found else {}
 
     def incomingRoute(self, token):

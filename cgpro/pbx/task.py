@@ -344,13 +344,18 @@ class Task:
         if digit not in DIGITS or self.ended is not None:
             return
         self.host.count("digits")
+        # the prompt playing when the digit came (barge-in); the waiter's
+        # callback may run the application on to its next prompt, which
+        # this digit must not cut off
+        playing = self._playing
         waiter = self._digitWaiter
         if waiter is not None and not waiter.called:
             self._digitWaiter = None
             waiter.callback(digit)
         else:
             self.digits += digit
-        if self._playing is not None and self._playing[0] and self.channel is not None:
+        if (playing is not None and playing[0] and self._playing is playing
+                and self.channel is not None):
             self.channel.stopPlaying()
 
     def flushDigits(self):

@@ -50,15 +50,15 @@ class ApplicationRoute:
 class ApplicationTarget(Target):
     """
     A branch to an application: its URI and destination bring it back to
-    us; C{route} lets the proxy skip the round trip when the application
+    us; C{appRoute} lets the proxy skip the round trip when the application
     is the call's only target.
     """
 
-    __slots__ = ("route",)
+    __slots__ = ("appRoute",)
 
     def __init__(self, uri, destination, route):
         Target.__init__(self, uri, destination)
-        self.route = route
+        self.appRoute = route
 
 
 class Applications:

@@ -132,7 +132,7 @@ class ProxyCore:
         if (len(groups) == 1 and len(groups[0]) == 1
                 and isinstance(groups[0][0], ApplicationTarget) and plan is None):
             # routed straight to an application: no branch needed
-            self.applications.start(st, request, groups[0][0].route)
+            self.applications.start(st, request, groups[0][0].appRoute)
             return
         self._startCall(st, request, loopHash, groups, plan=plan, account=account,
                         inDialog=inDialog)

@@ -239,7 +239,12 @@ class SIPStack(service.Service):
 
     def isLocalHost(self, host):
         """@return: whether C{host} names this server itself."""
-        return host is not None and host.lower().strip("[]") in self.localHosts()
+        if host is None:
+            return False
+        host = host.lower().strip("[]")
+        # the addresses our Contacts and Vias carried (found per destination
+        # on a wildcard listener) are ours too: an RSIP provider calls them
+        return host in self.localHosts() or host in getattr(self.transport, "sourceHosts", ())
 
     def isLocalPort(self, port, transport="UDP"):
         """@return: whether C{port} (None = the default) is one we listen on."""

@@ -222,6 +222,9 @@ class TransportLayer:
         self._streams = set()
         self._perIP = {}
         self._sourceCache = {}
+        #: every address L{localAddress} found routes to a destination: our
+        #: own addresses, which mean this server in a Request-URI
+        self.sourceHosts = set()
         self._delayed = set()
 
     @property
@@ -348,6 +351,7 @@ class TransportLayer:
             if len(self._sourceCache) >= 4096:
                 self._sourceCache.clear()
             self._sourceCache[dest] = host
+            self.sourceHosts.add(host)
         return host
 
     def sendRequest(self, request, destination):

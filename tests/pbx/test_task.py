@@ -249,6 +249,19 @@ class StepTests(TaskTestsMixin, SynchronousTestCase):
         self.assertIsNone(channel.playing)
         self.assertEqual(self.successResultOf(self.task.collect(1)), "5")
 
+    def test_terminatorDoesNotCutNextPrompt(self):
+        """
+        The # that ends a collect lets the application go on at once to its
+        next prompt; that prompt plays (only the prompt playing when a digit
+        came is interrupted).
+        """
+        channel = self.answered()
+        collected = self.task.collect(count=4, timeout=3)
+        collected.addCallback(lambda digits: self.task.play("enterpin"))
+        channel.digitReceived("3")
+        channel.digitReceived("#")
+        self.assertEqual(channel.playing[0], "enterpin.wav")
+
     def test_missingPromptSkipped(self):
         """A prompt that does not exist is skipped (logged), the rest plays."""
         channel = self.answered()

@@ -254,7 +254,7 @@ class ProxyRoutingTests(ProxyTestsMixin, SynchronousTestCase):
     def test_applicationTarget(self):
         """
         The pbx account's Signal rule sends calls to the pbx application:
-        480 with a reason naming it, until the PBX exists.
+        480 with a reason naming it when the server runs no PBX.
         """
         self.receive(invite(user="pbx"))
         responses = self.transport.responses
@@ -429,6 +429,61 @@ class GatewayTests(ProxyTestsMixin, SynchronousTestCase):
         (request, destination), = self.sent()
         self.assertEqual(str(request.requestURI), "sip:5551234@gw.example")
         self.assertEqual(destination.host, "203.0.113.9")
+
+
+class RecordingHost:
+    """An application host that records what it was asked to start."""
+
+    def __init__(self):
+        self.started = []
+
+    def startApplication(self, st, request, route):
+        self.started.append((route.app, list(route.params), route.account, request))
+
+
+class ApplicationRoutingTests(ProxyTestsMixin, SynchronousTestCase):
+    """
+    Calls the Router or a call rule sends to PBX applications.
+    """
+
+    def setUp(self):
+        ProxyTestsMixin.setUp(self)
+        self.host = self.stack.context.pbx = RecordingHost()
+
+    def test_straightToApplication(self):
+        """A call routed only to an application is handed over without a branch."""
+        self.receive(invite(user="pbx"))
+        (app, params, account, request), = self.host.started
+        self.assertEqual((app, account), ("pbx", "pbx@main.dom"))
+        self.assertEqual(self.sent(), [])
+
+    def test_busyToVoicemailBranch(self):
+        """
+        A busy device and "voicemail on busy": a branch to ourselves whose
+        URI names the application; coming back in, it starts voicemail for bob.
+        """
+        result = self.directory.setAccountPart("bob@main.dom", "SignalRules", [[
+            "305", "#VoiceMailBusy", [["Method", "is", "INVITE"]],
+            [["Redirect to", "voicemail"]]]])
+        if hasattr(result, "addCallback"):
+            self.successResultOf(result)
+        self.bind("bob", "sip:bob@203.0.113.1:5060")
+        self.receive(invite())
+        (branch, _), = self.sent()
+        self.receive(respond(branch, 486).serialize())
+        (looped, destination), = [(r, d) for r, d in self.sent() if r.method == "INVITE"]
+        self.assertEqual(destination, self.stack.ua.ownAddress("UDP"))
+        self.assertTrue(looped.requestURI.user.startswith("~app."))
+        self.assertEqual(self.host.started, [])
+        self.receive(looped.serialize(), destination)
+        (app, params, account, request), = self.host.started
+        self.assertEqual((app, account), ("voicemail", "bob@main.dom"))
+
+    def test_forgedApplicationURI(self):
+        """A caller naming an application in a ~app. URI of its own: 404."""
+        self.receive(invite(user="~app.eyJ4Ijoxfq.0000000000000000", host="127.0.0.1"))
+        self.assertEqual(self.answers()[-1], 404)
+        self.assertEqual(self.host.started, [])
 
 
 class CallRuleTests(ProxyTestsMixin, SynchronousTestCase):

@@ -23,8 +23,12 @@ as whom:
     never sees a REFER.
 """
 
+from twisted.logger import Logger
+
 from cgpro.pbx import pstn
 from cgpro.pbx.task import CallFailed
+
+log = Logger()
 
 RING_TIMEOUT = 120
 
@@ -49,13 +53,18 @@ def billing(task, planName):
         data = task.host.dataFile(task.domain, name)
     except Exception as e:
         task.host.count("billing_errors")
+        log.warn("PBX gatewaycaller: billing plan {name} cannot be read: {error}",
+                 name=name, error=str(e))
         return None, (503, "Billing plan %s is malformed" % (planName,))
     if data is None:
+        log.warn("PBX gatewaycaller: billing plan {name} is missing", name=name)
         return None, (503, "Billing plan %s is missing" % (planName,))
     try:
         plan = pstn.BillingPlan.parse(data)
     except pstn.BillingPlanError as e:
         task.host.count("billing_errors")
+        log.warn("PBX gatewaycaller: billing plan {name} is malformed: {error}",
+                 name=name, error=str(e))
         return None, (503, "Billing plan %s is malformed" % (planName,))
     verdict, value = plan.check(task.params[0] if task.params else "")
     if verdict == "blocked":

@@ -40,7 +40,7 @@ def register(manager, record, expires=None):
         expires = pstn.rsipExpires(record.period)
     authName = pstn.rsipAuthName(fields, record.account.partition("@")[0])
     credentials = (authName, fields.get("password") or "")
-    contact = host.ua.contactFor(record.token)
+    contact = yield _contact(host.ua, record.token, requestHost, proxy)
     try:
         response = yield host.ua.request(
             "REGISTER", "sip:" + requestHost, aor, toURI=aor,
@@ -68,6 +68,23 @@ def register(manager, record, expires=None):
     log.info("RSIP {account}/{name}: {error}", account=record.account, name=record.name,
              error=error)
     manager.done(record, error)
+
+
+@inlineCallbacks
+def _contact(ua, token, requestHost, proxy):
+    """
+    The Contact for the record: this server as seen from the provider (the
+    local address that routes to the registrar or its proxy), so that the
+    calls the provider sends to it come back to an address of ours.  The
+    default-route address is only a fallback (the destination does not
+    resolve).
+    """
+    try:
+        # the "via" form: where a request through that host would go
+        peer = yield ua.destinationFor(None, proxy or requestHost)
+    except Exception:
+        peer = None
+    return ua.contactFor(token, peer) if peer is not None else ua.contactFor(token)
 
 
 def run(task):

@@ -72,7 +72,7 @@ def numberPrompts(n):
 def mailbox(task, account):
     from cgpro.store.mailbox import ADD
 
-    store = task.host.context.store
+    store = task.host.context.mailStore
     box = yield store.openMailbox(account, "INBOX")
     try:
         voice = [uid for uid in list(box.uids) if calls.isVoiceMessage(box.readMessage(uid))]
