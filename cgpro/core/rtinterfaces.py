@@ -201,11 +201,12 @@ class IUserAgent(Interface):
         """
 
     def request(method, target, fromURI, toURI=None, headers=(), body=b"",
-                contentType=None, via=None, credentials=None):
+                contentType=None, via=None, credentials=None, callId=None, cseq=1):
         """
         Send a request outside any dialog (REGISTER, NOTIFY, MESSAGE,
         OPTIONS) statefully, answering one digest challenge with
-        C{credentials}.
+        C{credentials}.  C{callId} and C{cseq}: a registration's refreshes
+        keep one Call-ID with growing CSeq numbers.
 
         @return: L{Deferred} firing with the final
             L{cgpro.sip.message.Response} (a 408 made up for a timeout, 503

@@ -45,6 +45,16 @@ class RSIPRecord:
         self.retry = RETRY
         self.status = {}
         self.registered = False
+        # one Call-ID for all of this record's REGISTERs, CSeq growing
+        # (RFC 3261 section 10.2)
+        self.callId = "rsip-" + os.urandom(8).hex()
+        self.cseq = 1
+
+    def nextCSeq(self):
+        """@return: the CSeq for the next REGISTER (two apart: room for a digest retry)."""
+        cseq = self.cseq
+        self.cseq += 2
+        return cseq
 
     def same(self, fields):
         return dict(fields) == self.fields

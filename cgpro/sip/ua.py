@@ -231,10 +231,14 @@ class UserAgent:
         return dialog
 
     def request(self, method, target, fromURI, toURI=None, headers=(), body=b"",
-                contentType=None, via=None, credentials=None):
+                contentType=None, via=None, credentials=None, callId=None, cseq=1):
         """
         The To defaults to C{target}, except for a REGISTER, whose To is
         the address being registered: C{fromURI} (RFC 3261 section 10.2).
+
+        @param callId: the Call-ID to use (a registration's refreshes keep
+            one, RFC 3261 section 10.2), a new one by default; C{cseq} its
+            CSeq number (the digest retry uses the next).
         """
         uri = parseTarget(target)
         if toURI is None and method == "REGISTER":
@@ -244,8 +248,8 @@ class UserAgent:
             ["Max-Forwards", "70"],
             ["From", "<%s>;tag=%s" % (fromURI, newTag())],
             ["To", "<%s>" % (toURI or str(uri),)],
-            ["Call-ID", randomToken(12)],
-            ["CSeq", "1 %s" % (method,)]]
+            ["Call-ID", callId or randomToken(12)],
+            ["CSeq", "%d %s" % (cseq, method)]]
         for name, value in headers:
             template.addHeader(name, value)
         if body:

@@ -21,6 +21,7 @@ class Response:
 class FakeUA:
     def __init__(self):
         self.sent = []
+        self.ids = []
         self.code = 200
 
     def destinationFor(self, uri, via=None):
@@ -30,8 +31,9 @@ class FakeUA:
         return "sip:%s@203.0.113.7:5060" % (user,)
 
     def request(self, method, target, fromURI, toURI=None, headers=(), via=None,
-                credentials=None, **kw):
+                credentials=None, callId=None, cseq=1, **kw):
         self.sent.append((method, target, fromURI, dict(headers), via, credentials))
+        self.ids.append((callId, cseq))
         return succeed(Response(self.code, "Forbidden" if self.code == 403 else "OK"))
 
 
@@ -98,6 +100,9 @@ class RSIPTests(SynchronousTestCase):
         self.assertEqual(len(self.host.ua.sent), 1)
         self.host.clock.advance(1)
         self.assertEqual(len(self.host.ua.sent), 2)
+        (first, cseq1), (second, cseq2) = self.host.ua.ids
+        self.assertEqual(first, second)
+        self.assertGreater(cseq2, cseq1 + 1)
 
     def test_wrongPasswordRetried(self):
         """403: 'Illegal password', retried after 60 s, then no later than the period."""

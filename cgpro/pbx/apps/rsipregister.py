@@ -45,7 +45,7 @@ def register(manager, record, expires=None):
         response = yield host.ua.request(
             "REGISTER", "sip:" + requestHost, aor, toURI=aor,
             headers=[("Contact", "<%s>" % (contact,)), ("Expires", str(expires))],
-            via=proxy, credentials=credentials)
+            via=proxy, credentials=credentials, callId=record.callId, cseq=record.nextCSeq())
     except Exception as e:
         log.failure("RSIP {account}/{name}: REGISTER failed", account=record.account,
                     name=record.name)
