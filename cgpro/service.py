@@ -239,7 +239,12 @@ def buildMediaServer(context):
         context.reactor, portRange=context.mediaPorts, bindAddress=relay.bindAddress,
         allocator=relay.allocators[0], ipv6Address=relay.bindAddress6,
         allocator6=relay.allocators[index6] if index6 is not None else None)
-    return context.mediaServer
+    server = context.mediaServer
+    catalog = context.stats
+    catalog.callback("cgpro_media_channels", lambda: len(server.channels()))
+    catalog.callback("cgpro_media_ticks_total", lambda: {
+        ("ontime",): server.ticks - server.lateTicks, ("late",): server.lateTicks})
+    return server
 
 
 def buildPBX(context):

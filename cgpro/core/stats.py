@@ -61,6 +61,9 @@ CATALOG = [
     ("cgpro_media_dropped_total", "counter", "Packets the relay dropped.", (), 44),
     ("cgpro_media_channels", "gauge", "Media server channels open (PBX call legs with media).",
      (), 45),
+    ("cgpro_media_ticks_total", "counter",
+     "Media server frame ticks (20 ms), by timing: ontime or late (sent a frame time late).",
+     ("timing",), 46),
     # PBX (real-time applications)
     ("cgpro_pbx_tasks", "gauge", "PBX application tasks (call legs) alive.", (), 50),
     ("cgpro_pbx_events_total", "counter",

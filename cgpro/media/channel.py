@@ -612,6 +612,10 @@ class MediaServer(service.Service):
         self._inTick = False
         self._nextTick = None
         self.tickNumber = 0
+        #: ticks run and ticks run late (caught up a frame time or more
+        #: after their due time: their packets left late)
+        self.ticks = 0
+        self.lateTicks = 0
         self._prompts = {}
         self._localHosts = {}
         self._totals = dict.fromkeys(("packetsIn", "packetsOut", "bytesIn", "bytesOut",
@@ -706,6 +710,8 @@ class MediaServer(service.Service):
                 totals[key] += channel.counters[key]
         totals["channels"] = len(self._channels)
         totals["opened"] = self.opened
+        totals["ticks"] = self.ticks
+        totals["lateTicks"] = self.lateTicks
         return totals
 
     # -- prompts and conferences ---------------------------------------------
@@ -768,6 +774,9 @@ class MediaServer(service.Service):
         self._call = None
         now = self.reactor.seconds()
         due = int(now / FRAME_SECONDS + 1e-6)
+        if due > self._nextTick:
+            self.lateTicks += due - self._nextTick
+        self.ticks += max(due - self._nextTick + 1, 0)
         if due - self._nextTick >= _MAX_CATCH_UP:
             self._nextTick = due - _MAX_CATCH_UP + 1
         self._inTick = True

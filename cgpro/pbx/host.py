@@ -81,8 +81,6 @@ class ApplicationHost(service.Service):
         catalog.callback("cgpro_pbx_conferences", lambda: len(self.conferences))
         catalog.callback("cgpro_pbx_events_total",
                          lambda: {(kind,): n for kind, n in self.figures.items()})
-        media = self.media
-        catalog.callback("cgpro_media_channels", lambda: len(media.channels()))
 
     def startService(self):
         service.Service.startService(self)

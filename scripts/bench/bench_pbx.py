@@ -110,12 +110,19 @@ def sink(args):
 # -- the server ----------------------------------------------------------------------
 
 def metric(server, name):
+    """The first sample of C{name} (C{name{label="x"}} picks a labelled one)."""
     port = 9106 + server.offset
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (port,), timeout=5) as f:
         for line in f.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.startswith(name + " ") or ("{" not in name and line.startswith(name + "{")):
                 return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def ticks(server):
+    """@return: the media server's (on time, late) 20 ms ticks so far."""
+    return (metric(server, 'cgpro_media_ticks_total{timing="ontime"}') or 0,
+            metric(server, 'cgpro_media_ticks_total{timing="late"}') or 0)
 
 
 def sipp(scenarioPath, port, calls, rate, extra=(), inject=None):
@@ -189,18 +196,24 @@ def benchAttendant(args, server):
         stdout=subprocess.PIPE)
     path = scenario("pbx_attendant.xml", args.hold)
     log("attendant: %d calls at %d/s, held %d s" % (args.calls, args.rate, args.hold))
+    total0 = processCPU([server.pid])
     proc = runSipp(sipp(path, port, args.calls, args.rate, inject=inject), cwd, args.hold)
     time.sleep(rampUp + 1)
+    ticks0 = ticks(server)
     cpu, rss, tasks = steady(server, server.pid, window)
+    ticks1 = ticks(server)
     out, _ = sinkProc.communicate(timeout=args.hold + 60)
     proc.wait(timeout=args.hold + 120)
+    whole = processCPU([server.pid]) - total0
     ok, failed = statCounts(cwd)
     result = json.loads(out.decode().strip().splitlines()[-1])
     pps = result["packets"] / result["seconds"]
     lateFraction = result["late"] / max(result["gaps"], 1)
     return {"test": "attendant", "calls": args.calls, "ok": ok, "failed": failed,
             "tasks": tasks, "cpu": cpu, "rss": rss, "pps": pps, "late": lateFraction,
-            "sources": result["sources"]}
+            "sources": result["sources"], "cpuTotal": whole,
+            "lateTicks": (ticks1[1] - ticks0[1]) / max(
+                (ticks1[0] - ticks0[0]) + (ticks1[1] - ticks0[1]), 1)}
 
 
 def benchGateway(args, server, cli):
@@ -215,26 +228,37 @@ def benchGateway(args, server, cli):
     window = max(5, args.hold - rampUp - 5)
     path = scenario("pbx_gatewaycaller.xml", args.hold)
     log("gatewaycaller: %d calls at %d/s, held %d s" % (args.calls, args.rate, args.hold))
+    total0 = processCPU([server.pid])
     proc = runSipp(sipp(path, port, args.calls, args.rate), cwd, args.hold)
     time.sleep(rampUp + 1)
     cpu, rss, tasks = steady(server, server.pid, window)
     proc.wait(timeout=args.hold + 120)
+    whole = processCPU([server.pid]) - total0
     subprocess.call(["pkill", "-f", "sipp -sn uas -i 127.0.0.1 -p %d" % (gwPort,)])
     uas.wait(timeout=10)
     ok, failed = statCounts(cwd)
     return {"test": "gatewaycaller", "calls": args.calls, "ok": ok, "failed": failed,
-            "tasks": tasks, "cpu": cpu, "rss": rss}
+            "tasks": tasks, "cpu": cpu, "rss": rss, "cpuTotal": whole}
 
 
 def report(results):
     print()
-    print("%-14s %7s %7s %7s %7s %8s %8s %10s %7s" % (
-        "test", "calls", "ok", "failed", "tasks", "cpu%", "rss MB", "rtp pps", "late"))
+    print("%-14s %7s %7s %7s %7s %8s %10s %8s %10s %7s" % (
+        "test", "calls", "ok", "failed", "tasks", "cpu%", "ms/call", "rss MB", "rtp pps",
+        "late"))
     for r in results:
-        print("%-14s %7d %7d %7d %7d %8.0f %8.0f %10s %7s" % (
-            r["test"], r["calls"], r["ok"], r["failed"], r["tasks"], r["cpu"], r["rss"],
+        print("%-14s %7d %7d %7d %7d %8.0f %10.2f %8.0f %10s %7s" % (
+            r["test"], r["calls"], r["ok"], r["failed"], r["tasks"], r["cpu"],
+            1000.0 * r["cpuTotal"] / max(r["ok"], 1), r["rss"],
             "%.0f" % r["pps"] if "pps" in r else "-",
             "%.2f%%" % (100 * r["late"]) if "late" in r else "-"))
+    print("cpu%: cgpro's CPU (one core = 100) with every call up; ms/call: its CPU over the"
+          " whole run (set-up, hold, tear-down) per call")
+    for r in results:
+        if "lateTicks" in r:
+            print("%s: %.2f%% of the media server's 20 ms ticks ran a frame time late"
+                  " (server side); late packets at the sink: %.2f%%"
+                  % (r["test"], 100 * r["lateTicks"], 100 * r["late"]))
 
 
 def main():

@@ -328,6 +328,8 @@ class PlayTests(ServerMixin, unittest.TestCase):
         channel.play(self.server.promptFromSamples("t", tone(10)))
         self.clock.advance(0.06)
         self.assertEqual(len(self.sent(channel)), 3)
+        stats = self.server.stats()
+        self.assertEqual((stats["ticks"], stats["lateTicks"]), (3, 2))
 
     def test_stallSkipped(self):
         """
