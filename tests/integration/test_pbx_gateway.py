@@ -16,18 +16,15 @@ import socket
 import tempfile
 import time
 import unittest
-import urllib.request
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from cgpro.cli.client import CLIError, Keyword
-from tests.support.rtp import Phone, sdp
-from tests.support.server import startServer
+from tests.support.pbx import PASSWORD, assertIdle, pbxServer, phone, waitFor
+from tests.support.rtp import sdp
 from tests.support.sip import (
-    BackgroundSipp, UDPAgent, digestResponse, freeUDPPort, haveSipp, runSipp, scenario,
-    sipPort)
+    BackgroundSipp, UDPAgent, digestResponse, freeUDPPort, haveSipp, runSipp, scenario)
 
-PASSWORD = "pw-Secret1"
 GW_USER = "gwuser"
 GW_PASS = "gwpass"
 #: The media port the SIPp gateway names in its SDP.
@@ -36,21 +33,8 @@ GW_MEDIA = 34567
 MEDIA_PORTS = range(60000, 60100)
 
 
-def pbxServer(testCase, accounts=("alice", "bob")):
-    """
-    @return: C{(server, cli, port)} with the accounts created.
-    """
-    server = startServer(testCase)
-    cli = server.client()
-    for name in accounts:
-        cli.createAccount("%s@%s" % (name, server.domain), {"Password": PASSWORD})
-    return server, cli, sipPort(server)
 
 
-def phone(testCase, port, user="alice"):
-    p = Phone(port, user=user)
-    testCase.addCleanup(p.close)
-    return p
 
 
 def registerDevice(testCase, port, user, localPort):
@@ -72,14 +56,6 @@ def cdrs(cli, **match):
             if all(r.get(k) == v for k, v in match.items())]
 
 
-def waitFor(predicate, timeout=5.0, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def storeServerFile(cli, name, text):
@@ -90,20 +66,8 @@ def storeServerFile(cli, name, text):
     cli.command("STORESERVERPBXFILE", name, Keyword("DATA"), text.encode("utf-8"))
 
 
-def metric(server, name):
-    """@return: the value of an unlabelled sample on C{/metrics}."""
-    url = "http://127.0.0.1:%d/metrics" % (9106 + server.offset,)
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    m = re.search(r"^%s(?:\{\})? (\S+)$" % (re.escape(name),), text, re.M)
-    return float(m.group(1)) if m else None
 
 
-def assertIdle(testCase, server):
-    """No PBX task and no media channel is left."""
-    names = ("cgpro_pbx_tasks", "cgpro_media_channels")
-    ok = waitFor(lambda: all(metric(server, n) == 0 for n in names), timeout=8)
-    testCase.assertTrue(ok, {n: metric(server, n) for n in names})
 
 
 def gatewaySipp(testCase, port, number, fromUser, user=GW_USER, password=GW_PASS,

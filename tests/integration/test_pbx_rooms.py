@@ -9,65 +9,28 @@ C{cgpro_media_channels} and C{cgpro_pbx_conferences} go back to 0.
 """
 
 import math
-import re
 import struct
 import time
 import unittest
-import urllib.request
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from cgpro.media import g711
-from tests.support.rtp import Phone, promptFrames
-from tests.support.server import startServer
-from tests.support.sip import BackgroundSipp, freeUDPPort, haveSipp, runSipp, scenario, sipPort
+from tests.support.pbx import PASSWORD, assertIdle, metric, pbxServer, phone, waitFor
+from tests.support.rtp import promptFrames
+from tests.support.sip import BackgroundSipp, freeUDPPort, haveSipp, runSipp, scenario
 
-PASSWORD = "pw-Secret1"
-METRICS_PORT = 9106
 AGENT_MEDIA = 34568
 
 
-def pbxServer(testCase, accounts=("alice", "bob", "carol")):
-    server = startServer(testCase)
-    cli = server.client()
-    for name in accounts:
-        cli.createAccount("%s@%s" % (name, server.domain), {"Password": PASSWORD})
-    return server, cli, sipPort(server)
 
 
-def phone(testCase, port, user="alice"):
-    p = Phone(port, user=user)
-    testCase.addCleanup(p.close)
-    return p
 
 
-def metric(server, name):
-    """@return: the value of an unlabelled sample on C{/metrics}."""
-    url = "http://127.0.0.1:%d/metrics" % (METRICS_PORT + server.offset,)
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    m = re.search(r"^%s(?:\{\})? (\S+)$" % (re.escape(name),), text, re.M)
-    if m is None:
-        raise AssertionError("no %s in the exposition" % (name,))
-    return float(m.group(1))
 
 
-def waitFor(predicate, timeout=5.0, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
-def assertIdle(testCase, server, timeout=8.0):
-    """No PBX task, media channel or conference is left."""
-    names = ("cgpro_pbx_tasks", "cgpro_media_channels", "cgpro_pbx_conferences")
-    values = waitFor(lambda: (lambda v: v if not any(v.values()) else None)(
-        {n: metric(server, n) for n in names}), timeout=timeout)
-    testCase.assertTrue(values, {n: metric(server, n) for n in names})
 
 
 def toneFrames(payloads, frequency=440.0, codec="PCMU"):

@@ -28,6 +28,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cgpro.sip.callrules import presetRules
 from tests.support.mail import port, unverifiedContext
+from tests.support.pbx import waitFor
 from tests.support.rtp import ETC, Phone, promptFrames
 from tests.support.server import ServerProcess
 from tests.support.sip import (
@@ -129,14 +130,6 @@ def digitsCounted(server):
     return counted(server, "digits")
 
 
-def waitFor(predicate, timeout=10.0, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def waitIdle(server, timeout=15.0):
