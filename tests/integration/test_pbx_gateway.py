@@ -435,7 +435,17 @@ class IncomingTests(SynchronousTestCase):
         self.addCleanup(uas.stop)
         caller = phone(self, port)
         caller.agent.domain = "gw.test"
-        response = caller.call("bob@gw.test")
+        legs = self.callBridged(cli, caller, "bob@gw.test", uas)
+        self.assertIn("alice@gw.test", legs[0]["From"])
+
+    def callBridged(self, cli, caller, target, uas):
+        """
+        C{caller} calls C{target}; gatewayincoming joins it with the SIPp
+        device C{uas} (its SDP reaches the caller), then hangs up.
+
+        @return: the call-out legs in the CDRs.
+        """
+        response = caller.call(target)
         self.assertEqual(response.code, 200, response.reason)
         self.assertIn(b"o=user1", response.body)
         caller.serve(0.3)
@@ -444,7 +454,7 @@ class IncomingTests(SynchronousTestCase):
         self.assertEqual(uas.wait(20), 0, uas.errors())
         legs = waitFor(lambda: cdrs(cli, Application="gatewayincoming", Leg="callout"))
         self.assertEqual(len(legs), 1, cli.command("GETCDRS"))
-        self.assertIn("alice@gw.test", legs[0]["From"])
+        return legs
 
     def _rsip(self, cli, regPort, password):
         cli.command("SETACCOUNTRSIPS", "alice@main.dom", {"prov": {
@@ -491,15 +501,7 @@ class IncomingTests(SynchronousTestCase):
         self.addCleanup(uas.stop)
         provider = phone(self, port, "bob")
         provider.agent.domain = "provider.example"
-        response = provider.call(contact[len("sip:"):])
-        self.assertEqual(response.code, 200, response.reason)
-        self.assertIn(b"o=user1", response.body)
-        provider.serve(0.3)
-        provider.bye()
-        provider.serve(1.0)
-        self.assertEqual(uas.wait(20), 0, uas.errors())
-        legs = waitFor(lambda: cdrs(cli, Application="gatewayincoming", Leg="callout"))
-        self.assertEqual(len(legs), 1, cli.command("GETCDRS"))
+        self.callBridged(cli, provider, contact[len("sip:"):], uas)
 
     def test_rsipUnregisterOnStop(self):
         """
