@@ -40,6 +40,7 @@ from cgpro.core.interfaces import MediaExhausted
 from cgpro.core.rtinterfaces import IMediaChannel, IMediaServer
 from cgpro.media import g711
 from cgpro.media.audiofile import FRAME_SAMPLES, Prompt, readAudio
+from cgpro.media.activity import SILENCE_LEVEL, DigitEvent, Playback, Recording
 from cgpro.media.conference import Conference
 from cgpro.media.ports import PortPairAllocator
 from cgpro.media.rtp import (DIGITS, _EVENT_VOLUME, _listenPair, _parseHost, _RTCPProtocol,
@@ -56,8 +57,6 @@ __all__ = ["MediaServer", "MediaChannel", "Prompt", "Conference", "parseRTP", "p
 #: the packet interval (L{FRAME_SAMPLES} samples)
 FRAME_SECONDS = 0.02
 
-#: mean absolute amplitude under which a recorded frame counts as silence
-SILENCE_LEVEL = 500
 
 #: the static payload types (RFC 3551) of our codecs, and comfort noise
 STATIC_PAYLOADS = {"PCMU": 0, "PCMA": 8}
@@ -73,68 +72,6 @@ _MAX_BUFFERED = 5 * FRAME_SAMPLES
 #: bind errors no other port would fix
 _DESCRIPTOR_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _ADDRESS_ERRORS = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
-
-
-class _Playback:
-    """
-    A prompt being played by a channel.
-    """
-
-    def __init__(self, frames, loop):
-        self.frames = frames
-        self.loop = loop
-        self.position = 0
-        self.deferred = defer.Deferred()
-
-
-class _Recording:
-    """
-    A recording under way: the decoded samples and when it must stop.
-    """
-
-    def __init__(self, now, maxSeconds, silence):
-        self.deferred = defer.Deferred()
-        self.buffer = bytearray()
-        self.limit = int(maxSeconds * 8000) * 2
-        self.started = now
-        self.maxSeconds = maxSeconds
-        self.silence = silence
-        self.lastSound = now
-
-    def add(self, linear, now):
-        """
-        Keep the decoded C{linear} frame; a frame loud enough on average
-        restarts the silence count.
-
-        @return: whether the recording is full.
-        """
-        self.buffer += linear[:self.limit - len(self.buffer)]
-        if self.silence is not None:
-            samples = g711.toSamples(linear)
-            if samples and sum(map(abs, samples)) >= SILENCE_LEVEL * len(samples):
-                self.lastSound = now
-        return len(self.buffer) >= self.limit
-
-    def due(self, now):
-        """
-        @return: whether C{maxSeconds} or the silence have run out.
-        """
-        if now - self.started >= self.maxSeconds:
-            return True
-        return self.silence is not None and now - self.lastSound >= self.silence
-
-
-class _Digit:
-    """
-    An RFC 4733 event being sent: its packets grow in duration one frame
-    per tick, then three end packets close it.
-    """
-
-    def __init__(self, code, duration):
-        self.code = code
-        self.total = max(FRAME_SAMPLES, int(duration * 8000))
-        self.elapsed = 0
-        self.timestamp = None
 
 
 @implementer(IMediaChannel)
@@ -347,7 +284,7 @@ class MediaChannel:
         self._endPlayback(False)
         if self.closed:
             return defer.succeed(False)
-        self._playback = playback = _Playback(prompt.frames(self.codec), loop)
+        self._playback = playback = Playback(prompt.frames(self.codec), loop)
         self._talking = False
         self._schedule()
         return playback.deferred
@@ -370,7 +307,7 @@ class MediaChannel:
         self.stopRecording()
         if self.closed:
             return defer.succeed(b"")
-        self._recording = recording = _Recording(self.server.reactor.seconds(), maxSeconds,
+        self._recording = recording = Recording(self.server.reactor.seconds(), maxSeconds,
                                                  silence)
         self._schedule()
         return recording.deferred
@@ -393,7 +330,7 @@ class MediaChannel:
             raise ValueError("not a DTMF digit: %r" % (digit,))
         if self.closed or self.eventPayload is None:
             return
-        self._digits.append(_Digit(code, duration))
+        self._digits.append(DigitEvent(code, duration))
         self._schedule()
 
     def connect(self, other):
