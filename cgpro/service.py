@@ -238,7 +238,8 @@ def buildMediaServer(context):
     context.mediaServer = MediaServer(
         context.reactor, portRange=context.mediaPorts, bindAddress=relay.bindAddress,
         allocator=relay.allocators[0], ipv6Address=relay.bindAddress6,
-        allocator6=relay.allocators[index6] if index6 is not None else None)
+        allocator6=relay.allocators[index6] if index6 is not None else None,
+        idleTimeout=relay.silenceTimeout)
     server = context.mediaServer
     catalog = context.stats
     catalog.callback("cgpro_media_channels", lambda: len(server.channels()))

@@ -35,6 +35,9 @@ from cgpro.pbx.task import Hangup, Task
 
 log = Logger()
 
+#: Seconds between two checks for calls whose media stopped.
+IDLE_CHECK = 10
+
 #: The stock applications (modules of L{cgpro.pbx.apps}).
 STOCK = ("pbx", "voicemail", "service", "gatewaycaller", "gatewayincoming",
          "localareacall", "emergency", "conference", "acd", "rsipregister")
@@ -88,6 +91,29 @@ class ApplicationHost(service.Service):
 
         self.rsip = RSIPManager(self)
         self.rsip.start()
+        self.chronos.schedule("media-idle", self.clock.seconds() + IDLE_CHECK, self.checkIdle)
+
+    def checkIdle(self):
+        """
+        Hang up the calls whose caller has sent no RTP for the media
+        server's C{idleTimeout} (the relay's C{MediaIdleTimeout}): a phone
+        that vanished without a BYE must not hold a conference seat, a
+        queue position or a port for ever.
+        """
+        limit = getattr(self.media, "idleTimeout", None) or 60
+        now = self.clock.seconds()
+        for task in list(self.tasks):
+            channel = task.channel
+            if (channel is None or task.answeredAt is None or task.ended is not None
+                    or now - max(channel.lastReceived, task.answeredAt) < limit):
+                continue
+            log.info("PBX {app}: call {callId} sent no media for {limit} s; hanging up",
+                     app=task.app, callId=task.dialog.callId, limit=limit)
+            self.count("media_timeouts")
+            task.result = (408, "no media for %d s" % (limit,))
+            task.hangup()
+        if self.running:
+            self.chronos.schedule("media-idle", now + IDLE_CHECK, self.checkIdle)
 
     def stopService(self):
         service.Service.stopService(self)

@@ -69,8 +69,9 @@ class FakeChannel:
     localHost = "192.0.2.1"
     codec = "PCMU"
 
-    def __init__(self, port):
+    def __init__(self, port, now=0):
         self.localPort = port
+        self.lastReceived = now
         self.digitReceived = None
         self.closed = False
         self.playing = None
@@ -115,11 +116,15 @@ class FakeChannel:
 
 
 class FakeMedia:
-    def __init__(self):
+    idleTimeout = 60
+
+    def __init__(self, clock=None):
         self.opened = []
+        self.clock = clock
 
     def openChannel(self, family=4):
         channel = FakeChannel(60000 + 2 * len(self.opened))
+        channel.lastReceived = self.clock.seconds() if self.clock else 0
         self.opened.append(channel)
         return channel
 
@@ -180,7 +185,7 @@ class FakeContext:
         self.reactor = clock
         self.directory = None
         self.signal = FakeSignal()
-        self.mediaServer = FakeMedia()
+        self.mediaServer = FakeMedia(clock)
         self.base = "/nonexistent"
         self.writer = None
 
@@ -484,6 +489,26 @@ class HostTests(SynchronousTestCase):
                                                      "sip:pbx@main.dom"))
         self.assertEqual(body, b"Bob Dylan <bob@main.dom> ext. 301")
         self.assertEqual(self.host.tasks, set())
+
+    def test_silentCallHungUp(self):
+        """A caller that sends no RTP for the idle timeout is hung up (no seat held for ever)."""
+        self.host.directory = FakeDirectory()
+        self.host.directory.partObservers = []
+        self.host.directory.infoProviders = []
+        self.host.directory.listDomains = lambda: []
+        self.host.startService()
+        self.addCleanup(self.host.stopService)
+        self.host.startApplication(object(), FakeRequest(), _Route("conference", ["r1"]))
+        task, = self.host.tasks
+        task.dialogAnswered(task.dialog, None)
+        self.clock.advance(50)
+        task.channel.lastReceived = self.clock.seconds()
+        self.clock.advance(50)
+        self.assertIsNone(task.ended)
+        self.clock.advance(20)
+        self.assertEqual(task.ended, "local")
+        self.assertIn(("BYE", None), task.dialog.sent)
+        self.assertEqual(self.cdr.records[-1]["Result"], "408 no media for 60 s")
 
     def test_messageRefused(self):
         """An application without a message handler: 405."""
