@@ -53,6 +53,9 @@ SPEECH = {
     "conferencewelcome": "You are joining the conference.",
     "queuewelcome": "All our agents are busy. Please hold.",
     "queueposition": "Your position in the queue is",
+    "greetingmenu": "To record your personal greeting, press 5.",
+    "recordgreeting": "Record your greeting after the tone, then press pound.",
+    "greetingsaved": "Your greeting has been saved.",
     "blocked": "This call is not allowed.",
     "unavailable": "The number you are calling is not available.",
 }

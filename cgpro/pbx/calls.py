@@ -12,6 +12,7 @@ through the proxy, which forks it to every registered device.
 """
 
 import email.utils
+import os
 import time
 from email.mime.audio import MIMEAudio
 from email.mime.multipart import MIMEMultipart
@@ -155,7 +156,7 @@ def leaveMessage(task, account):
     domain = account.partition("@")[2]
     task.domain = domain or task.domain
     task.flushDigits()
-    yield task.play("greeting")
+    yield task.play(greetingOf(task, account))
     if task.digits.startswith("*"):
         more = yield task.collect(1, timeout=2)
         if (task.digits + more).startswith("*") and "*" in more:
@@ -203,6 +204,21 @@ def recordMessage(task, maxSeconds=180, silence=5.0):
     if task.channel is None:
         return succeed(b"")
     return task.channel.record(maxSeconds, silence)
+
+
+def greetingOf(task, account):
+    """
+    The account's personal greeting (recorded through C{service}), or the
+    stock C{greeting} prompt.
+    """
+    path = task.host.greetingPath(account)
+    if path and os.path.exists(path):
+        try:
+            return task.host.media.loadPrompt(path)
+        except Exception:
+            log.failure("PBX voicemail: the greeting of {account} is unreadable",
+                        account=account)
+    return "greeting"
 
 
 def deliverMessage(host, account, data):

@@ -22,7 +22,7 @@ import math
 import os
 
 from twisted.application import service
-from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -267,6 +267,17 @@ class ApplicationHost(service.Service):
             if path is not None:
                 return self.media.loadPrompt(path)
         raise LookupError("prompt %s not found" % (name,))
+
+    def greetingPath(self, account):
+        """
+        @return: where C{account}'s personal voicemail greeting is kept
+            (C{greeting.wav} in the account's folder), or C{None}.
+        """
+        storage = getattr(self.directory, "storage", None)
+        if storage is None or not account or "@" not in account:
+            return None
+        name, _, domain = account.partition("@")
+        return os.path.join(storage.accountPath(domain, name), "greeting.wav")
 
     def dataFile(self, domain, name):
         """

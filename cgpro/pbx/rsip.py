@@ -23,7 +23,6 @@ C{Expires: 0} for each registered record.
 import hashlib
 import os
 
-from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from cgpro.pbx import pstn

@@ -19,6 +19,8 @@ to each other directly, or, when a side cannot take call updates (seed
 channels in the media server.
 """
 
+import os
+
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -107,6 +109,7 @@ class Task:
         self._digitWaiter = None
         self._answered = None
         self._playing = None
+        self._recording = None
 
     def __repr__(self):
         return "<Task %s %s %s>" % (self.app, self.dialog.callId, self.ended or "live")
@@ -357,6 +360,8 @@ class Task:
         if (playing is not None and playing[0] and self._playing is playing
                 and self.channel is not None):
             self.channel.stopPlaying()
+        if self._recording is not None and self.channel is not None:
+            self.channel.stopRecording()
 
     def flushDigits(self):
         self.digits = ""
@@ -381,6 +386,32 @@ class Task:
 
         d.addCallback(done)
         return hang
+
+    def recordFile(self, path, maxSeconds=60, silence=3.0):
+        """
+        Record the caller into a WAV file (16-bit, 8 kHz), written
+        atomically (temporary file, fsync, rename) through the server's
+        writer.
+
+        @return: L{Deferred} firing with the number of samples once the
+            file is durable (0: nothing was said, no file written).
+        """
+        from cgpro.core.files import writeFileAtomically
+        from cgpro.media.audiofile import writeWAV
+
+        def save(samples):
+            if len(samples) < 1600:
+                return 0
+            data = writeWAV(samples)
+            writer = getattr(self.host.context, "writer", None)
+            if writer is None:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                writeFileAtomically(path, data)
+                return len(samples) // 2
+            return writer.write(path, data, makeFolder=True).addCallback(
+                lambda _: len(samples) // 2)
+
+        return self.record(maxSeconds, silence).addCallback(save)
 
     def stopRecording(self):
         if self.channel is not None:

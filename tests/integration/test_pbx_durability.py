@@ -9,6 +9,7 @@ phone, the mailbox read back over IMAP (imaplib).
 import email
 import email.policy
 import imaplib
+import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -98,3 +99,44 @@ class VoicemailKillTests(SynchronousTestCase):
         caller.rtp.speak(2.0)
         self.assertTrue(caller.rtp.waitHeard("messagesaved", timeout=20))
         self.assertEqual(len(waitFor(lambda: inbox(self.server, "bob"), timeout=20)), 1)
+
+
+class GreetingTests(SynchronousTestCase):
+    """
+    The owner records a personal greeting through the mailbox menu; the
+    next caller to voicemail hears it instead of the stock greeting.
+    """
+
+    def setUp(self):
+        self.server, self.cli, self.port = pbxServer(self, accounts=("alice", "bob"))
+        bob = "bob@" + self.server.domain
+        self.cli.command("UPDATEACCOUNTSETTINGS", bob, {"VoiceMailPIN": "2468"})
+        self.cli.command("SETACCOUNTSIGNALRULES", bob,
+                         [presetRules("voicemail", seconds=0, account=bob)])
+
+    def test_recordGreeting(self):
+        owner = phone(self, self.port, "bob")
+        response = owner.call("bob@" + self.server.domain, password=PASSWORD)
+        self.assertEqual(response.code, 200, response.reason)
+        # the owner calling his own voicemail goes straight to the PIN
+        self.assertTrue(owner.rtp.waitHeard("enterpin", timeout=20))
+        owner.rtp.sendDigits("2468#")
+        self.assertTrue(owner.rtp.waitHeard("greetingmenu", timeout=20))
+        owner.rtp.sendDigits("5")
+        self.assertTrue(owner.rtp.waitHeard("beep", timeout=20))
+        owner.rtp.speak(2.0, frequency=600.0)
+        owner.rtp.sendDigits("#")
+        self.assertTrue(owner.rtp.waitHeard("greetingsaved", timeout=20))
+        owner.bye()
+        owner.serve(0.5)
+        path = os.path.join(self.server.base, "Domains", self.server.domain, "Accounts",
+                            "bob.macnt", "greeting.wav")
+        with open(path, "rb") as f:
+            self.assertTrue(f.read(4) == b"RIFF")
+        caller = phone(self, self.port, "alice")
+        response = caller.call("bob@" + self.server.domain, password=PASSWORD)
+        self.assertEqual(response.code, 200, response.reason)
+        self.assertTrue(caller.rtp.waitHeard("beep", timeout=20))
+        self.assertFalse(caller.rtp.heard("greeting", fraction=0.3),
+                         "the stock greeting played instead of bob's")
+        self.assertGreater(len(caller.rtp.payloads(0)), 80, "bob's greeting was not played")

@@ -103,7 +103,8 @@ class FakeChannel:
         return self.recording
 
     def stopRecording(self):
-        pass
+        if self.recording is not None and not self.recording.called:
+            self.recording.callback(b"\x01\x00" * 8000)
 
     def connect(self, other):
         self.connected = other
@@ -301,6 +302,24 @@ class StepTests(TaskTestsMixin, SynchronousTestCase):
         self.assertEqual(self.task.ended, "challenged")
         self.assertNotIn(self.task, self.host.tasks)
         self.assertEqual(self.cdr.records[-1]["Result"], "407 authentication required")
+
+    def test_recordFile(self):
+        """A digit ends the recording; the WAV file is written whole."""
+        import os
+        import tempfile
+
+        from cgpro.media.audiofile import readAudio
+
+        self.answered()
+        path = os.path.join(tempfile.mkdtemp(), "acct", "greeting.wav")
+        self.addCleanup(__import__("shutil").rmtree, os.path.dirname(os.path.dirname(path)))
+        d = self.task.recordFile(path, 60, 3)
+        self.assertNoResult(d)
+        self.task.channel.digitReceived("#")
+        self.assertEqual(self.successResultOf(d), 8000)
+        with open(path, "rb") as f:
+            self.assertEqual(readAudio(f.read()), b"\x01\x00" * 8000)
+        self.assertEqual(self.task.digits, "#")
 
     def test_redirectAndReject(self):
         self.task.redirect(["sip:1@telnum"])

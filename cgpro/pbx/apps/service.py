@@ -8,7 +8,8 @@ extension (unless the mailbox is known) and the account's PIN (account
 setting C{VoiceMailPIN}; an account without one cannot log on by phone),
 then hears how many new messages wait and walks through them:
 
-  - C{1} play again, C{3} next, C{7} delete, C{9} save (mark read), C{*} exit.
+  - C{1} play again, C{3} next, C{7} delete, C{9} save (mark read), C{*} exit;
+  - then C{5} records the personal greeting voicemail plays.
 
 Afterwards the devices get a fresh message-summary NOTIFY.
 """
@@ -101,12 +102,37 @@ def mailbox(task, account):
                     return
                 break
             task.host.count("mailbox_messages_played")
+        yield greetingMenu(task, account)
         yield task.play("goodbye", interrupt=False)
     except Hangup:
         raise
     finally:
         box.close()
         task.host.clock.callLater(0, calls.notifyWaiting, task.host, account)
+
+
+@inlineCallbacks
+def greetingMenu(task, account):
+    """
+    C{5}: record a personal greeting after the tone (C{#} or silence ends
+    it); voicemail plays it instead of the stock one.
+    """
+    path = task.host.greetingPath(account)
+    if path is None:
+        return
+    task.flushDigits()
+    yield task.play("greetingmenu")
+    choice = yield task.collect(count=1, timeout=3.0)
+    if choice != "5":
+        return
+    task.flushDigits()
+    yield task.play("recordgreeting")
+    yield task.play("beep", interrupt=False)
+    samples = yield task.recordFile(path, maxSeconds=60, silence=3.0)
+    task.flushDigits()
+    if samples:
+        task.host.count("greetings_recorded")
+        yield task.play("greetingsaved", interrupt=False)
 
 
 def _messagePrompt(task, box, uid):
