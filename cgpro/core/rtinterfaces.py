@@ -213,6 +213,18 @@ class IUserAgent(Interface):
             for a transport error).
         """
 
+    def localDomain(host):
+        """
+        @return: the local Domain a URI host names (the Main Domain for this
+            server's own addresses), or C{None} for a foreign host.
+        """
+
+    def respond(transaction, code, reason=None):
+        """
+        Answer an incoming request the application host will not take
+        (an unknown application, an instant message) outside any dialog.
+        """
+
     def destinationFor(uri, via=None):
         """
         Where a request for C{uri} (or through the proxy C{via},

@@ -103,17 +103,30 @@ def transferTo(task, account, noAnswer=None):
     yield task.waitEnd()
 
 
+def _callerParts(task):
+    address = task.dialog.remoteURI.split(":", 1)[-1].split(";", 1)[0]
+    user, _, host = address.partition("@")
+    return user, host
+
+
+def callerAccount(task):
+    """
+    @return: the local account the caller's address names (C{alice@main.dom}
+        from this server, whatever its credentials), or C{None} for an
+        outside caller.
+    """
+    user, host = _callerParts(task)
+    domain = task.host.ua.localDomain(host) if host else None
+    return localAccount(task.host, user, domain) if domain is not None else None
+
+
 def senderOf(task):
     """
     The From of a voice message: an internal caller's real name and
     address, an external caller's number (seed 004 rows 4a and 4b).
     """
-    uri = task.dialog.remoteURI
-    address = uri.split(":", 1)[-1].split(";", 1)[0]
-    user, _, host = address.partition("@")
-    account = None
-    if host and task.host.signal.localDomain(host) is not None:
-        account = localAccount(task.host, user, task.host.signal.localDomain(host))
+    user, host = _callerParts(task)
+    account = callerAccount(task)
     if account is not None:
         return email.utils.formataddr((realName(task.host, account), account)), True
     name = task.dialog.remoteName or user

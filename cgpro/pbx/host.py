@@ -161,7 +161,7 @@ class ApplicationHost(service.Service):
             log.info("PBX: call {callId} for unknown application {app}",
                      callId=request.callId, app=name)
             self.count("unknown")
-            self.signal.respond(transaction, 404, "Unknown application %s" % (name,))
+            self.ua.respond(transaction, 404, "Unknown application %s" % (name,))
             return
         if request.method == "MESSAGE":
             self._message(module, transaction, request, route)
@@ -180,10 +180,10 @@ class ApplicationHost(service.Service):
         """
         handler = getattr(module, "message", None)
         if handler is None:
-            self.signal.respond(transaction, 405, "Application %s takes no messages"
+            self.ua.respond(transaction, 405, "Application %s takes no messages"
                                 % (route.app,))
             return
-        self.signal.respond(transaction, 200)
+        self.ua.respond(transaction, 200)
         self.count("messages")
         sender = str(request.fromAddr.uri)
         try:

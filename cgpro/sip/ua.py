@@ -261,6 +261,14 @@ class UserAgent:
                 template, 503, "Cannot resolve %s" % (uri.host,))))
         return exchange.deferred
 
+    def localDomain(self, host):
+        """See L{IUserAgent.localDomain}: the stack's own answer."""
+        return self.stack.localDomain(host)
+
+    def respond(self, transaction, code, reason=None):
+        """See L{IUserAgent.respond}."""
+        self.stack.respond(transaction, code, reason)
+
     def contactFor(self, user, peer=None):
         """
         Without C{peer}, the address is the one our default route leaves

@@ -153,9 +153,16 @@ class FakeCDR:
 
 
 class FakeUA:
-    def __init__(self):
+    def __init__(self, responses=None):
         self.calls = []
         self.requests = []
+        self.responses = responses if responses is not None else []
+
+    def respond(self, st, code, reason=None):
+        self.responses.append((code, reason))
+
+    def localDomain(self, host):
+        return host if host == "main.dom" else None
 
     def request(self, method, target, fromURI, toURI=None, body=b"", **kw):
         self.requests.append((method, target, fromURI, body))
@@ -173,12 +180,11 @@ class FakeUA:
 
 
 class FakeSignal:
-    def __init__(self):
-        self.ua = FakeUA()
-        self.responses = []
+    """The SIP stack as the PBX sees it: only its user agent."""
 
-    def respond(self, st, code, reason=None):
-        self.responses.append((code, reason))
+    def __init__(self):
+        self.responses = []
+        self.ua = FakeUA(self.responses)
 
 
 class FakeContext:

@@ -27,7 +27,4 @@ def run(task):
 
 
 def _ownerCalling(task, account):
-    uri = task.dialog.remoteURI.split(":", 1)[-1].split(";", 1)[0]
-    user, _, host = uri.partition("@")
-    domain = task.host.signal.localDomain(host) if host else None
-    return domain is not None and calls.localAccount(task.host, user, domain) == account
+    return calls.callerAccount(task) == account
