@@ -92,6 +92,9 @@ class SIPStack(service.Service):
                 clientTLS=getattr(tls, "clientOptions", None),
                 advertised=settings.advertisedAddress or None)
         transport.messageHandler = self._messageReceived
+        # the addresses our Contacts carried (see isLocalHost): the
+        # transport's own set, read on every request without a lookup
+        self._sourceHosts = getattr(transport, "sourceHosts", frozenset())
         self.transport = _CountingTransport(transport, context)
         self.transactions = TransactionLayer(self.reactor, self.transport, self,
                                              wheel=self.wheel)
@@ -244,7 +247,7 @@ class SIPStack(service.Service):
         host = host.lower().strip("[]")
         # the addresses our Contacts and Vias carried (found per destination
         # on a wildcard listener) are ours too: an RSIP provider calls them
-        return host in self.localHosts() or host in getattr(self.transport, "sourceHosts", ())
+        return host in self.localHosts() or host in self._sourceHosts
 
     def isLocalPort(self, port, transport="UDP"):
         """@return: whether C{port} (None = the default) is one we listen on."""
